@@ -1,0 +1,224 @@
+"""The chain-adapter protocols and the value types both the hub and the adapters read.
+
+Cut by role, as Hyperlane cuts its chain traits: reading a chain, reading its outbox,
+delivering to it. Everything here is synchronous (Celery's prefork workers are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+MESSAGE_VERSION = 1
+MESSAGE_ABI_TYPE = "(uint8,uint64,uint64,uint64,address,address,bytes)"
+
+
+class AdapterError(Exception):
+    """A chain could not answer; the message says which endpoint and why."""
+
+
+class EndpointUnavailableError(AdapterError):
+    """Every RPC endpoint of a chain failed for one call."""
+
+
+class QuorumError(AdapterError):
+    """Endpoints disagreed on a read that decides safety."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A cross-chain message exactly as the gateway contracts encode it."""
+
+    src_chain_id: int
+    dst_chain_id: int
+    nonce: int
+    sender: str
+    recipient: str
+    payload: bytes
+    version: int = MESSAGE_VERSION
+
+    def as_tuple(self) -> tuple[int, int, int, int, str, str, bytes]:
+        return (
+            self.version,
+            self.src_chain_id,
+            self.dst_chain_id,
+            self.nonce,
+            to_checksum_address(self.sender),
+            to_checksum_address(self.recipient),
+            self.payload,
+        )
+
+    @property
+    def id(self) -> bytes:
+        """keccak256(abi.encode(message)), the key of a message everywhere."""
+        return keccak(abi_encode([MESSAGE_ABI_TYPE], [self.as_tuple()]))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    number: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedMessage:
+    """A message read from a source chain's outbox, with where it was seen."""
+
+    message: Message
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+    @property
+    def id(self) -> bytes:
+        return self.message.id
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    success: bool
+    logs_count: int = 0
+
+
+class FinalityKind(StrEnum):
+    DEPTH = "depth"
+    SAFE = "safe"
+    FINALIZED = "finalized"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalityPolicy:
+    """When a block counts as final: a depth below the head, or the node's block tag."""
+
+    kind: FinalityKind
+    depth: int = 0
+
+    @classmethod
+    def parse(cls, value: int | str) -> FinalityPolicy:
+        """Read a registration's `finality`: a block depth, or "safe" / "finalized"."""
+        if isinstance(value, bool):
+            raise ValueError("finality must be a block depth or 'safe' / 'finalized'")
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            depth = int(value)
+            if depth < 0 or depth > 10_000:
+                raise ValueError(f"finality depth must be between 0 and 10000, not {depth}")
+            return cls(FinalityKind.DEPTH, depth)
+        if value in (FinalityKind.SAFE, FinalityKind.FINALIZED):
+            return cls(FinalityKind(value))
+        raise ValueError(f"finality must be a block depth or 'safe' / 'finalized', not {value!r}")
+
+    def as_value(self) -> int | str:
+        return self.depth if self.kind is FinalityKind.DEPTH else self.kind.value
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What a destination gateway said about one message of a delivery."""
+
+    message_id: bytes
+    status: DeliveryStatus
+    tx_hash: str
+    block_number: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """A message with the validator signatures a destination gateway checks."""
+
+    message: Message
+    signatures: Sequence[bytes] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    address: str
+    chain_id: int
+    epoch: int
+    threshold: int
+    validators: tuple[str, ...]
+    paused: bool
+    outbound_nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointReport:
+    """One RPC endpoint's answer to "which chain are you?"."""
+
+    url: str
+    chain_id: int | None
+    error: str = ""
+
+
+@runtime_checkable
+class ChainReader(Protocol):
+    """Identity, health and the reads the hub shows."""
+
+    def chain_id(self) -> int: ...
+
+    def normalize_address(self, address: str) -> str:
+        """The family's canonical form of an address; ValueError when it is not one."""
+        ...
+
+    def probe_endpoints(self) -> list[EndpointReport]: ...
+
+    def head(self) -> BlockRef: ...
+
+    def finalized_block(self, policy: FinalityPolicy) -> BlockRef: ...
+
+    def block_hash(self, number: int) -> str | None: ...
+
+    def receipt(self, tx_hash: str) -> Receipt | None: ...
+
+    def code_at(self, address: str) -> bytes: ...
+
+    def contract_chain_id(self, address: str) -> int: ...
+
+    def token_balance(self, token: str, holder: str) -> int: ...
+
+    def token_supply(self, token: str) -> int: ...
+
+
+@runtime_checkable
+class OutboxReader(Protocol):
+    """Outbound messages of a gateway."""
+
+    def messages(self, gateway: str, from_block: int, to_block: int) -> list[ObservedMessage]: ...
+
+    def gateway_config(self, gateway: str) -> GatewayConfig: ...
+
+
+@runtime_checkable
+class Deliverer(Protocol):
+    """Delivery to a destination gateway."""
+
+    def is_delivered(self, gateway: str, message_id: bytes) -> bool: ...
+
+    def delivery_outcomes(
+        self, gateway: str, from_block: int, to_block: int
+    ) -> list[DeliveryOutcome]: ...
+
+
+@runtime_checkable
+class ChainAdapter(ChainReader, OutboxReader, Deliverer, Protocol):
+    """All a relayer needs from one chain. A family's adapter class is built as
+    `Adapter(rpc_urls, timeout=...)`."""
+
+    family: str
+    rpc_urls: Sequence[str]

@@ -1,0 +1,1 @@
+"""The FastAPI service. It changes state in the database; workers act on state."""

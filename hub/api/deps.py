@@ -1,0 +1,77 @@
+"""Request-scoped dependencies: settings, the session, the caller's role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.domain.errors import ConflictError, ForbiddenError, UnauthorizedError
+from hub.services.keys import Principal, Role, authenticate
+from hub.services.netpolicy import NetworkPolicy
+from hub.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session whose writes count only if the endpoint calls `commit`; else rolled back."""
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    with factory() as session:
+        yield session
+
+
+def commit(session: Session) -> None:
+    """End the request's one transaction; a constraint lost to a concurrent write is a 409."""
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(f"conflicts with an existing record: {exc.orig}") from None
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_policy(settings: SettingsDep) -> NetworkPolicy:
+    return NetworkPolicy.from_settings(settings)
+
+
+PolicyDep = Annotated[NetworkPolicy, Depends(get_policy)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require(role: Role) -> Callable[[Request, Session, Settings], Principal]:
+    """A dependency that admits callers whose key grants `role`."""
+
+    def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+        token = _bearer(request)
+        if token is None:
+            raise UnauthorizedError("this needs an API key: Authorization: Bearer <key>")
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+        principal = authenticate(session, token, admin)
+        if principal is None:
+            raise UnauthorizedError("unknown or revoked API key")
+        if not principal.may(role):
+            raise ForbiddenError(f"this needs the {role.value} role; the key has {principal.role}")
+        return principal
+
+    return dependency
+
+
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
+OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]

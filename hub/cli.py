@@ -1,0 +1,148 @@
+"""The `islands` command: run the hub, manage the devnet, keys and the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.settings import Settings
+
+app = typer.Typer(help="Islands Hub: a cross-chain interoperability hub.", no_args_is_help=True)
+devnet_app = typer.Typer(help="Local anvil chains with the hub's contracts.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(devnet_app, name="devnet")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+StateDir = Annotated[Path, typer.Option(help="Where chain logs and devnet.json go")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def up(
+    chains: Annotated[int, typer.Option(min=0, max=9, help="Local anvil chains; 0 for none")] = 3,
+    base_port: Annotated[int, typer.Option(min=1024, max=65000)] = 8545,
+    state_dir: StateDir = Path(".state"),
+    block_time: Annotated[float, typer.Option(help="Seconds between anvil blocks")] = 1.0,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the hub in one process: local chains, the API on SQLite, registered and routed."""
+    from hub import embedded
+
+    settings = Settings()
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    token = token or secrets.token_urlsafe(24)
+    settings = settings.model_copy(update={"admin_token": token, "state_dir": state_dir})
+    try:
+        embedded.run(
+            settings,
+            chains=chains,
+            base_port=base_port,
+            block_time=block_time,
+            host=host,
+            port=port,
+        )
+    except embedded.StartError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the REST API (distributed form: run several, behind a balancer)."""
+    import uvicorn
+
+    uvicorn.run("hub.api.main:app", host=host, port=port, workers=workers, log_level="info")
+
+
+@devnet_app.command("up")
+def devnet_up(
+    chains: Annotated[int, typer.Option(min=1, max=9)] = 3,
+    base_port: Annotated[int, typer.Option(min=1024, max=65000)] = 8545,
+    state_dir: StateDir = Path(".state"),
+    block_time: float = 1.0,
+) -> None:
+    """Start N anvil chains, deploy and wire the contracts, write DIR/devnet.json; Ctrl-C stops."""
+    from adapters.evm import devnet
+
+    try:
+        net = devnet.up(chains, base_port, state_dir, block_time=block_time)
+    except Exception as exc:  # the devnet reports failures as plain messages
+        raise fail(str(exc)) from None
+    typer.echo(f"devnet of {chains} chains is up; description: {state_dir / 'devnet.json'}")
+    try:
+        net.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        net.stop()
+
+
+@devnet_app.command("deploy")
+def devnet_deploy(
+    rpc: Annotated[str, typer.Option(help="RPC URL of the chain to deploy to")],
+    threshold: int = 2,
+    validator: Annotated[
+        list[str] | None, typer.Option(help="Validator address; repeat; default the dev set")
+    ] = None,
+) -> None:
+    """Deploy Gateway, TokenBridge and a TestToken to a chain someone else runs; print JSON.
+
+    The deployer key comes from ISLANDS_DEPLOYER_KEY (default: anvil's first dev account)."""
+    from adapters.evm import devnet
+
+    key = os.environ.get("ISLANDS_DEPLOYER_KEY") or devnet.DEV_ACCOUNTS[0].private_key
+    validators = validator or [a.address for a in devnet.validator_accounts()]
+    try:
+        deployment = devnet.deploy_contracts(rpc, key, validators, threshold)
+    except Exception as exc:  # shown as a message, never a traceback
+        raise fail(f"could not deploy to {rpc}: {exc}") from None
+    typer.echo(json.dumps(deployment.as_dict(), indent=2))
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin or operator")],
+    label: Annotated[str | None, typer.Option(help="A note on who holds it")] = None,
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from hub.db.engine import make_engine, make_sessionmaker, transaction
+    from hub.domain.errors import HubError
+    from hub.services.keys import create_key
+
+    settings = Settings()
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    try:
+        with transaction(factory) as session:
+            key = create_key(session, role, actor="cli", label=label)
+    except HubError as exc:
+        raise fail(exc.message) from None
+    typer.echo(key)
+    typer.echo(f"(role {role}; shown once, store it now)", err=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations to HUB_DATABASE_URL."""
+    from hub.db.migrate import upgrade
+
+    upgrade(Settings().database_url, revision)
+    typer.echo("database is at " + revision, err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""SQLAlchemy models, engine and queries. No FastAPI, no Celery; helpers never commit."""

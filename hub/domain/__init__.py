@@ -1,0 +1,1 @@
+"""Pure code: errors, the message state machine, payload decoding. No I/O."""

@@ -1,0 +1,63 @@
+"""Status values and the transitions allowed between them.
+
+Stored values are never renamed or removed, only added (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from hub.domain.errors import IllegalTransitionError
+
+
+class ChainStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    RETIRED = "retired"
+
+
+class RouteStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class AssetStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class MessageState(StrEnum):
+    OBSERVED = "observed"
+    FINALIZED = "finalized"
+    ATTESTED = "attested"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    ORPHANED = "orphaned"
+    REJECTED = "rejected"
+
+
+_MS = MessageState
+MESSAGE_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
+    _MS.OBSERVED: frozenset({_MS.FINALIZED, _MS.ORPHANED, _MS.REJECTED}),
+    _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, _MS.DELIVERED}),
+    _MS.ATTESTED: frozenset({_MS.SUBMITTED, _MS.REJECTED, _MS.DELIVERED}),
+    # A delivery seen on-chain wins from any live state: someone else may have relayed it.
+    _MS.SUBMITTED: frozenset({_MS.DELIVERED, _MS.FAILED, _MS.ATTESTED}),
+    _MS.FAILED: frozenset({_MS.ATTESTED, _MS.DELIVERED}),
+    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED}),
+    _MS.DELIVERED: frozenset(),
+    _MS.ORPHANED: frozenset(),
+}
+
+TERMINAL_STATES = frozenset({_MS.DELIVERED, _MS.ORPHANED})
+
+
+def check_transition(current: MessageState, new: MessageState) -> None:
+    """Refuse a transition the state machine does not allow."""
+    if new not in MESSAGE_TRANSITIONS[current]:
+        raise IllegalTransitionError(
+            f"a message cannot go from {current.value} to {new.value}",
+            current=current.value,
+            requested=new.value,
+        )

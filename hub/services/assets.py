@@ -1,0 +1,127 @@
+"""Assets: a token at home and its wrapped deployments on other chains."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.base import AdapterError
+from hub.db.models import Asset, AssetDeployment, Chain
+from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
+from hub.domain.states import AssetStatus, ChainStatus
+from hub.services import audit
+from hub.services.chains import chain_adapter
+
+SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    symbol: str
+    home_chain: str
+    home_token: str
+    deployments: dict[str, str]
+
+
+def _chain(session: Session, name: str, field: str) -> Chain:
+    chain = session.scalar(select(Chain).where(Chain.name == name))
+    if chain is None or chain.status == ChainStatus.RETIRED:
+        state = "retired" if chain is not None else "unknown"
+        raise InvalidInputError(f"{field}: {state} chain {name!r}", field=field)
+    return chain
+
+
+def _checked_token(chain: Chain, address: str, field: str, timeout: float) -> str:
+    """The token's canonical address, after checking a contract is there."""
+    adapter = chain_adapter(chain, timeout)
+    try:
+        token = adapter.normalize_address(address)
+    except ValueError:
+        raise InvalidInputError(f"{field}: {address!r} is not a valid address") from None
+    try:
+        code = adapter.code_at(token)
+    except AdapterError as exc:
+        raise CheckFailedError(f"{field}: could not reach chain {chain.name!r}: {exc}") from None
+    if not code:
+        raise CheckFailedError(f"{field}: no contract at {token} on chain {chain.name!r}")
+    return token
+
+
+def register_asset(session: Session, spec: AssetSpec, actor: str, timeout: float) -> Asset:
+    if not SYMBOL.match(spec.symbol):
+        raise InvalidInputError(f"symbol {spec.symbol!r} must be 1-32 letters, digits, . _ -")
+    if session.scalar(select(Asset.id).where(Asset.symbol == spec.symbol)) is not None:
+        raise ConflictError(f"an asset with symbol {spec.symbol!r} is already registered")
+    home = _chain(session, spec.home_chain, "home_chain")
+    if spec.home_chain in spec.deployments:
+        raise InvalidInputError("deployments must not include the home chain")
+    wrapped = {
+        name: (chain, _checked_token(chain, addr, f"deployments.{name}", timeout))
+        for name, addr in spec.deployments.items()
+        for chain in [_chain(session, name, f"deployments.{name}")]
+    }
+    home_token = _checked_token(home, spec.home_token, "home_token", timeout)
+    asset = Asset(symbol=spec.symbol, home_chain=home, home_token=home_token)
+    asset.status = AssetStatus.ACTIVE
+    asset.deployments = [
+        AssetDeployment(chain=chain, token_address=token) for chain, token in wrapped.values()
+    ]
+    session.add(asset)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "asset.register",
+        f"asset:{spec.symbol}",
+        home_chain=spec.home_chain,
+        deployments=sorted(spec.deployments),
+    )
+    return asset
+
+
+def list_assets(session: Session) -> list[Asset]:
+    return list(session.scalars(select(Asset).order_by(Asset.id)))
+
+
+def get_asset(session: Session, symbol: str) -> Asset:
+    asset = session.scalar(select(Asset).where(Asset.symbol == symbol))
+    if asset is None:
+        raise NotFoundError(f"no asset with symbol {symbol!r}")
+    return asset
+
+
+@dataclass(frozen=True)
+class SupplyView:
+    """An asset's supply as the chains report it now."""
+
+    locked_at_home: int | None
+    wrapped: dict[str, int | None]
+    in_flight: int
+    balanced: bool | None
+    errors: dict[str, str]
+
+
+def read_supply(asset: Asset, in_flight: int, timeout: float) -> SupplyView:
+    """Locked at home (the bridge's balance) against the wrapped supplies plus what is in flight."""
+    errors: dict[str, str] = {}
+    locked: int | None = None
+    home = asset.home_chain
+    try:
+        locked = chain_adapter(home, timeout).token_balance(asset.home_token, home.bridge_address)
+    except AdapterError as exc:
+        errors[home.name] = str(exc)
+    wrapped: dict[str, int | None] = {}
+    for dep in asset.deployments:
+        try:
+            wrapped[dep.chain.name] = chain_adapter(dep.chain, timeout).token_supply(
+                dep.token_address
+            )
+        except AdapterError as exc:
+            wrapped[dep.chain.name] = None
+            errors[dep.chain.name] = str(exc)
+    known = locked is not None and all(v is not None for v in wrapped.values())
+    balanced = (locked == sum(v or 0 for v in wrapped.values()) + in_flight) if known else None
+    return SupplyView(locked, wrapped, in_flight, balanced, errors)
