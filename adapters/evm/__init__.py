@@ -1,0 +1,1 @@
+"""The EVM chain family: web3.py adapter, compiled contract artifacts and the anvil devnet."""

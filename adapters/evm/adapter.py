@@ -1,0 +1,488 @@
+"""The EVM chain adapter: web3.py over several JSON-RPC endpoints, with failover and quorum.
+
+Each call tries the endpoints in order, starting from the last one that answered; an
+endpoint that fails at the transport level is put last for a short cool-down. Reads that
+decide safety (`finalized_block`, `block_hash`, `messages`) can require `quorum` endpoints
+to agree. Web3 instances are made lazily, one per URL, on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_typing import ABI, ChecksumAddress
+from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    BlockNotFound,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
+from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import BlockIdentifier, EventData, FilterParams, LogReceipt
+
+from adapters.base import (
+    AdapterError,
+    BlockRef,
+    DeliveryOutcome,
+    DeliveryStatus,
+    EndpointReport,
+    EndpointUnavailableError,
+    FinalityKind,
+    FinalityPolicy,
+    GatewayConfig,
+    Message,
+    ObservedMessage,
+    QuorumError,
+    Receipt,
+)
+from adapters.evm.contracts import abi
+
+T = TypeVar("T")
+
+DEFAULT_COOLDOWN = 5.0
+_MAX_ERROR_CHARS = 300
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+
+ERC20_ABI: ABI = cast(
+    ABI,
+    [
+        {
+            "type": "function",
+            "name": "balanceOf",
+            "stateMutability": "view",
+            "inputs": [{"name": "account", "type": "address"}],
+            "outputs": [{"name": "", "type": "uint256"}],
+        },
+        {
+            "type": "function",
+            "name": "totalSupply",
+            "stateMutability": "view",
+            "inputs": [],
+            "outputs": [{"name": "", "type": "uint256"}],
+        },
+    ],
+)
+
+_DELIVERY_EVENTS = {
+    "MessageDelivered": DeliveryStatus.DELIVERED,
+    "MessageFailed": DeliveryStatus.FAILED,
+    "MessageSkipped": DeliveryStatus.SKIPPED,
+}
+
+
+class _EndpointFailureError(Exception):
+    """One endpoint could not answer one call (transport error or a node error)."""
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    timeout: float
+    cool_until: float = 0.0
+    _web3: Web3 | None = None
+
+    def web3(self) -> Web3:
+        if self._web3 is None:
+            provider = HTTPProvider(
+                self.url,
+                request_kwargs={"timeout": self.timeout},
+                exception_retry_configuration=None,
+            )
+            w3 = Web3(provider)
+            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+            self._web3 = w3
+        return self._web3
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming the error, never a traceback."""
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"{name}: timed out"
+    text = " ".join(str(exc).split()) or "no detail"
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 3] + "..."
+    return f"{name}: {text}"
+
+
+def _summary(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def revert_reason(data: bytes) -> str:
+    """A readable reason from a recipient's revert data."""
+    if not data:
+        return "reverted without a reason"
+    try:
+        if data[:4] == _ERROR_SELECTOR:
+            return str(abi_decode(["string"], data[4:])[0])
+        if data[:4] == _PANIC_SELECTOR:
+            return f"panic 0x{int(abi_decode(['uint256'], data[4:])[0]):02x}"
+    except Exception:  # malformed revert data: show it raw
+        return _hex(data)
+    return _hex(data)
+
+
+def _block_ref(w3: Web3, ident: BlockIdentifier) -> BlockRef:
+    block = w3.eth.get_block(ident)
+    return BlockRef(number=int(block["number"]), hash=_hex(block["hash"]))
+
+
+def _finalized_ref(w3: Web3, policy: FinalityPolicy) -> BlockRef:
+    if policy.kind is not FinalityKind.DEPTH:
+        return _block_ref(w3, cast(BlockIdentifier, policy.kind.value))
+    head = _block_ref(w3, "latest")
+    number = max(0, head.number - policy.depth)
+    return head if number == head.number else _block_ref(w3, number)
+
+
+def _block_hash(w3: Web3, number: int) -> str | None:
+    try:
+        return _block_ref(w3, number).hash
+    except BlockNotFound:
+        return None
+
+
+def _receipt(w3: Web3, tx_hash: str) -> Receipt | None:
+    try:
+        r = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return None
+    return Receipt(
+        tx_hash=_hex(r["transactionHash"]),
+        block_number=int(r["blockNumber"]),
+        block_hash=_hex(r["blockHash"]),
+        success=r["status"] == 1,
+        logs_count=len(r["logs"]),
+    )
+
+
+def _gateway(w3: Web3, address: str) -> Contract:
+    return w3.eth.contract(address=to_checksum_address(address), abi=cast(ABI, abi("Gateway")))
+
+
+def _logs(
+    w3: Web3, address: str, topics: list[str], from_block: int, to_block: int
+) -> list[LogReceipt]:
+    params: FilterParams = {
+        "address": to_checksum_address(address),
+        "fromBlock": from_block,
+        "toBlock": to_block,
+        "topics": [topics],
+    }
+    return [log for log in w3.eth.get_logs(params) if not log.get("removed", False)]
+
+
+def _observed(chain_id: int, event: EventData) -> ObservedMessage:
+    args = event["args"]
+    message = Message(
+        src_chain_id=chain_id,
+        dst_chain_id=int(args["dstChainId"]),
+        nonce=int(args["nonce"]),
+        sender=to_checksum_address(args["sender"]),
+        recipient=to_checksum_address(args["recipient"]),
+        payload=bytes(args["payload"]),
+    )
+    where = f"{_hex(event['transactionHash'])} log {event['logIndex']}"
+    if bytes(args["id"]) != message.id:
+        raise AdapterError(
+            f"MessageSent at {where}: id {_hex(args['id'])} in the log differs from "
+            f"the id {_hex(message.id)} computed from its fields"
+        )
+    return ObservedMessage(
+        message=message,
+        block_number=int(event["blockNumber"]),
+        block_hash=_hex(event["blockHash"]),
+        tx_hash=_hex(event["transactionHash"]),
+        log_index=int(event["logIndex"]),
+    )
+
+
+def _read_messages(
+    w3: Web3, chain_id: int, gateway: str, from_block: int, to_block: int
+) -> list[ObservedMessage]:
+    event = _gateway(w3, gateway).events.MessageSent()
+    logs = _logs(w3, gateway, [event.topic], from_block, to_block)
+    return [_observed(chain_id, event.process_log(log)) for log in logs]
+
+
+def _outcome(event: EventData, status: DeliveryStatus) -> DeliveryOutcome:
+    reason = (
+        revert_reason(bytes(event["args"]["reason"])) if status is DeliveryStatus.FAILED else ""
+    )
+    return DeliveryOutcome(
+        message_id=bytes(event["args"]["id"]),
+        status=status,
+        tx_hash=_hex(event["transactionHash"]),
+        block_number=int(event["blockNumber"]),
+        reason=reason,
+    )
+
+
+def _read_outcomes(w3: Web3, gateway: str, from_block: int, to_block: int) -> list[DeliveryOutcome]:
+    contract = _gateway(w3, gateway)
+    events = {name: contract.events[name]() for name in _DELIVERY_EVENTS}
+    by_topic = {HexBytes(ev.topic): (ev, _DELIVERY_EVENTS[name]) for name, ev in events.items()}
+    outcomes = []
+    for log in _logs(w3, gateway, [ev.topic for ev in events.values()], from_block, to_block):
+        event, status = by_topic[HexBytes(log["topics"][0])]
+        outcomes.append(_outcome(event.process_log(log), status))
+    return outcomes
+
+
+def _read_gateway_config(w3: Web3, gateway: str) -> GatewayConfig:
+    functions = _gateway(w3, gateway).functions
+    with w3.batch_requests() as batch:
+        batch.add(functions.localChainId())
+        batch.add(functions.epoch())
+        batch.add(functions.threshold())
+        batch.add(functions.getValidators())
+        batch.add(functions.paused())
+        batch.add(functions.outboundNonce())
+        chain_id, epoch, threshold, validators, paused, nonce = cast(list[Any], batch.execute())
+    return GatewayConfig(
+        address=to_checksum_address(gateway),
+        chain_id=int(chain_id),
+        epoch=int(epoch),
+        threshold=int(threshold),
+        validators=tuple(to_checksum_address(v) for v in validators),
+        paused=bool(paused),
+        outbound_nonce=int(nonce),
+    )
+
+
+def _contract_chain_id(w3: Web3, address: ChecksumAddress) -> int:
+    if not w3.eth.get_code(address):
+        raise AdapterError(f"no contract code at {address}")
+    contract = w3.eth.contract(address=address, abi=cast(ABI, abi("Gateway")))
+    return int(contract.functions.localChainId().call())
+
+
+class EvmAdapter:
+    """A `ChainAdapter` for EVM chains over JSON-RPC (HTTP)."""
+
+    family: str = "evm"
+
+    def __init__(
+        self,
+        rpc_urls: Sequence[str],
+        *,
+        timeout: float = 5.0,
+        quorum: int = 1,
+        cooldown: float = DEFAULT_COOLDOWN,
+    ) -> None:
+        urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
+        if not urls:
+            raise ValueError("an EVM adapter needs at least one RPC URL")
+        if not 1 <= quorum <= len(urls):
+            raise ValueError(f"quorum must be between 1 and {len(urls)} (the URLs), not {quorum}")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.rpc_urls: Sequence[str] = tuple(urls)
+        self.timeout = timeout
+        self.quorum = quorum
+        self.cooldown = cooldown
+        self._endpoints = [_Endpoint(url, timeout) for url in urls]
+        self._preferred = 0
+        self._lock = threading.Lock()
+        self._known_chain_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"EvmAdapter({list(self.rpc_urls)!r}, quorum={self.quorum})"
+
+    # -- endpoint selection -------------------------------------------------------------
+
+    def _order(self) -> list[_Endpoint]:
+        """Endpoints from the last healthy one on; those cooling down go last."""
+        with self._lock:
+            start = self._preferred
+        n = len(self._endpoints)
+        rotated = [self._endpoints[(start + i) % n] for i in range(n)]
+        now = time.monotonic()
+        return [e for e in rotated if e.cool_until <= now] + [
+            e for e in rotated if e.cool_until > now
+        ]
+
+    def _mark(self, endpoint: _Endpoint, *, healthy: bool) -> None:
+        with self._lock:
+            if healthy:
+                endpoint.cool_until = 0.0
+                self._preferred = self._endpoints.index(endpoint)
+            else:
+                endpoint.cool_until = time.monotonic() + self.cooldown
+
+    def _attempt(self, endpoint: _Endpoint, what: str, fn: Callable[[Web3], T]) -> T:
+        """One call on one endpoint; a revert is final, other errors fail the endpoint."""
+        try:
+            result = fn(endpoint.web3())
+        except AdapterError:
+            raise
+        except (ContractLogicError, BadFunctionCallOutput) as exc:
+            raise AdapterError(f"{what} failed on {endpoint.url}: {_describe(exc)}") from None
+        except Web3RPCError as exc:  # the node answered with an error: no cool-down
+            raise _EndpointFailureError(_describe(exc)) from exc
+        except (OSError, Web3Exception, ValueError) as exc:
+            self._mark(endpoint, healthy=False)
+            raise _EndpointFailureError(_describe(exc)) from exc
+        self._mark(endpoint, healthy=True)
+        return result
+
+    def _gather(
+        self, what: str, fn: Callable[[Web3], T], done: Callable[[list[T]], bool]
+    ) -> tuple[list[tuple[str, T]], list[str]]:
+        answers: list[tuple[str, T]] = []
+        errors: list[str] = []
+        for endpoint in self._order():
+            try:
+                answers.append((endpoint.url, self._attempt(endpoint, what, fn)))
+            except _EndpointFailureError as exc:
+                errors.append(f"{endpoint.url}: {exc}")
+                continue
+            if done([value for _, value in answers]):
+                break
+        if not answers:
+            raise EndpointUnavailableError(
+                f"{what}: every RPC endpoint failed: {'; '.join(errors)}"
+            )
+        return answers, errors
+
+    def _call(self, what: str, fn: Callable[[Web3], T]) -> T:
+        answers, _ = self._gather(what, fn, lambda values: True)
+        return answers[0][1]
+
+    def _agreed(self, what: str, fn: Callable[[Web3], T]) -> T:
+        """The answer `quorum` endpoints agree on, else QuorumError."""
+
+        def enough(values: list[T]) -> bool:
+            return values.count(values[-1]) >= self.quorum
+
+        answers, errors = self._gather(what, fn, enough)
+        values = [value for _, value in answers]
+        if enough(values):
+            return values[-1]
+        seen = [f"{url} -> {_summary(value)}" for url, value in answers] + errors
+        raise QuorumError(f"{what}: fewer than {self.quorum} endpoints agree ({'; '.join(seen)})")
+
+    # -- ChainReader ----------------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        value = self._agreed("chain id", lambda w3: int(w3.eth.chain_id))
+        self._known_chain_id = value
+        return value
+
+    def _chain_id_cached(self) -> int:
+        return self._known_chain_id if self._known_chain_id is not None else self.chain_id()
+
+    def probe_endpoints(self) -> list[EndpointReport]:
+        reports = []
+        for endpoint in self._endpoints:
+            try:
+                cid = self._attempt(endpoint, "chain id", lambda w3: int(w3.eth.chain_id))
+            except (_EndpointFailureError, AdapterError) as exc:
+                reports.append(EndpointReport(url=endpoint.url, chain_id=None, error=str(exc)))
+            else:
+                reports.append(EndpointReport(url=endpoint.url, chain_id=cid))
+        return reports
+
+    def head(self) -> BlockRef:
+        return self._call("head block", lambda w3: _block_ref(w3, "latest"))
+
+    def finalized_block(self, policy: FinalityPolicy) -> BlockRef:
+        what = f"finalized block ({policy.as_value()})"
+        if self.quorum <= 1:
+            return self._call(what, lambda w3: _finalized_ref(w3, policy))
+        answers, errors = self._gather(
+            what, lambda w3: _finalized_ref(w3, policy).number, lambda v: len(v) >= self.quorum
+        )
+        if len(answers) < self.quorum:
+            raise QuorumError(
+                f"{what}: fewer than {self.quorum} endpoints answered ({'; '.join(errors)})"
+            )
+        number = min(value for _, value in answers)
+        block_hash = self.block_hash(number)
+        if block_hash is None:
+            raise QuorumError(f"{what}: block {number} vanished while endpoints were asked")
+        return BlockRef(number=number, hash=block_hash)
+
+    def block_hash(self, number: int) -> str | None:
+        return self._agreed(f"hash of block {number}", lambda w3: _block_hash(w3, number))
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        return self._call(f"receipt of {tx_hash}", lambda w3: _receipt(w3, tx_hash))
+
+    def code_at(self, address: str) -> bytes:
+        addr = to_checksum_address(address)
+        return self._call(f"code at {addr}", lambda w3: bytes(w3.eth.get_code(addr)))
+
+    def contract_chain_id(self, address: str) -> int:
+        addr = to_checksum_address(address)
+        return self._call(f"localChainId() of {addr}", lambda w3: _contract_chain_id(w3, addr))
+
+    def token_balance(self, token: str, holder: str) -> int:
+        tok, who = to_checksum_address(token), to_checksum_address(holder)
+        return self._call(
+            f"balanceOf({who}) on token {tok}",
+            lambda w3: int(
+                w3.eth.contract(address=tok, abi=ERC20_ABI).functions.balanceOf(who).call()
+            ),
+        )
+
+    def token_supply(self, token: str) -> int:
+        tok = to_checksum_address(token)
+        return self._call(
+            f"totalSupply() of token {tok}",
+            lambda w3: int(
+                w3.eth.contract(address=tok, abi=ERC20_ABI).functions.totalSupply().call()
+            ),
+        )
+
+    # -- OutboxReader ---------------------------------------------------------------------
+
+    def messages(self, gateway: str, from_block: int, to_block: int) -> list[ObservedMessage]:
+        gw = to_checksum_address(gateway)
+        chain_id = self._chain_id_cached()
+        return self._agreed(
+            f"MessageSent logs of {gw} in blocks {from_block}..{to_block}",
+            lambda w3: _read_messages(w3, chain_id, gw, from_block, to_block),
+        )
+
+    def gateway_config(self, gateway: str) -> GatewayConfig:
+        gw = to_checksum_address(gateway)
+        return self._call(f"configuration of gateway {gw}", lambda w3: _read_gateway_config(w3, gw))
+
+    # -- Deliverer ------------------------------------------------------------------------
+
+    def is_delivered(self, gateway: str, message_id: bytes) -> bool:
+        gw = to_checksum_address(gateway)
+        if len(message_id) != 32:
+            raise ValueError(f"a message id is 32 bytes, not {len(message_id)}")
+        return self._call(
+            f"delivered({_hex(message_id)}) on {gw}",
+            lambda w3: bool(_gateway(w3, gw).functions.delivered(message_id).call()),
+        )
+
+    def delivery_outcomes(
+        self, gateway: str, from_block: int, to_block: int
+    ) -> list[DeliveryOutcome]:
+        gw = to_checksum_address(gateway)
+        return self._call(
+            f"delivery events of {gw} in blocks {from_block}..{to_block}",
+            lambda w3: _read_outcomes(w3, gw, from_block, to_block),
+        )
