@@ -1,0 +1,114 @@
+"""Shared fixtures: a fresh Postgres database per run, the API as a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+pytest_plugins = ["tests.fixtures.chains"]
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TEST_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ADMIN_TOKEN = "test-admin-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A database of its own for this run, on the server HUB_TEST_DATABASE_URL names."""
+    base = make_url(os.environ.get("HUB_TEST_DATABASE_URL", DEFAULT_TEST_DB))
+    name = f"islands_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_pg(pg_url: str) -> str:
+    from hub.db.migrate import upgrade
+
+    upgrade(pg_url)
+    return pg_url
+
+
+REGISTRY_TABLES = "audit_log, asset_deployments, assets, routes, chains, api_keys"
+
+
+@pytest.fixture
+def clean_db(migrated_pg: str) -> Iterator[str]:
+    """Empty registry tables before a test (the API server keeps running)."""
+    engine = create_engine(migrated_pg)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {REGISTRY_TABLES} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield migrated_pg
+
+
+def hub_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update({"HUB_DATABASE_URL": database_url, "HUB_ADMIN_TOKEN": ADMIN_TOKEN})
+    env.update(extra)
+    return env
+
+
+def start_api(
+    database_url: str, log_path: Path, **extra_env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "hub.api.main:app", "--port", str(port)]
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=hub_env(database_url, **extra_env), stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited early: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the API did not answer in 30 s: {log_path.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def api_url(migrated_pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The REST API as its own uvicorn process on the test database."""
+    proc, url = start_api(migrated_pg, tmp_path_factory.mktemp("api") / "api.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def client(api_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        yield c

@@ -1,0 +1,76 @@
+"""Routes and assets over REST, on the three-chain devnet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_registry_api import assert_error
+
+pytestmark = pytest.mark.integration
+
+
+def register_chains(client: httpx.Client, admin: dict[str, str], devnet: dict[str, Any]) -> None:
+    for chain in devnet["chains"]:
+        body = {
+            "name": chain["name"], "chain_id": chain["chain_id"], "family": "evm",
+            "rpc_urls": [chain["rpc_url"]], "finality": chain["finality"],
+            "gateway_address": chain["gateway"], "bridge_address": chain["bridge"],
+        }
+        client.post("/v1/chains", json=body, headers=admin).raise_for_status()
+
+
+def test_routes(
+    client: httpx.Client, admin: dict[str, str], devnet_doc: dict[str, Any], clean_db: str
+) -> None:
+    register_chains(client, admin, devnet_doc)
+    created = client.post("/v1/routes", json={"src": "alpha", "dst": "beta"}, headers=admin)
+    assert created.status_code == 201, created.text
+    route = created.json()
+    assert (route["src"], route["dst"], route["status"]) == ("alpha", "beta", "active")
+
+    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "beta"}, headers=admin),
+                 409, "already exists")
+    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "alpha"}, headers=admin),
+                 422, "two different chains")
+    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "nowhere"},
+                             headers=admin), 422, "nowhere")
+    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "gamma"}), 401)
+
+    paused = client.patch(f"/v1/routes/{route['id']}", json={"paused": True, "reason": "audit"},
+                          headers=admin)
+    assert paused.json()["status"] == "paused" and paused.json()["status_by"] == "admin-token"
+    assert_error(client.patch("/v1/routes/999", json={"paused": True}, headers=admin), 404)
+    assert [r["status"] for r in client.get("/v1/routes").json()] == ["paused"]
+
+    client.delete("/v1/chains/beta", headers=admin).raise_for_status()
+    assert client.get(f"/v1/routes/{route['id']}").json()["status_reason"] == "chain beta retired"
+
+
+def test_assets(
+    client: httpx.Client, admin: dict[str, str], devnet_doc: dict[str, Any], clean_db: str
+) -> None:
+    register_chains(client, admin, devnet_doc)
+    asset = devnet_doc["asset"]
+    body = {"symbol": asset["symbol"], "home_chain": asset["home_chain"],
+            "home_token": asset["home_token"], "deployments": asset["deployments"]}
+    created = client.post("/v1/assets", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["deployments"] == asset["deployments"]
+
+    shown = client.get(f"/v1/assets/{asset['symbol']}").json()
+    supply = shown["supply"]
+    assert supply["locked_at_home"] == "0" and supply["in_flight"] == "0"
+    assert supply["wrapped"] == dict.fromkeys(asset["deployments"], "0")
+    assert supply["balanced"] is True
+
+    assert_error(client.post("/v1/assets", json=body, headers=admin), 409)
+    eoa = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    no_code = {**body, "symbol": "X2", "home_token": eoa}
+    assert_error(client.post("/v1/assets", json=no_code, headers=admin), 422, "no contract")
+    home_twice = {**body, "symbol": "X3", "deployments": {asset["home_chain"]: eoa}}
+    assert_error(client.post("/v1/assets", json=home_twice, headers=admin), 422, "home chain")
+    assert_error(client.get("/v1/assets/NOPE"), 404)
+    assert [a["symbol"] for a in client.get("/v1/assets").json()] == [asset["symbol"]]
