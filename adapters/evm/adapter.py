@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from eth_abi.abi import decode as abi_decode
 from eth_typing import ABI, ChecksumAddress
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
@@ -46,14 +45,12 @@ from adapters.base import (
     QuorumError,
     Receipt,
 )
-from adapters.evm.contracts import abi
+from adapters.evm.contracts import abi, decode_revert
 
 T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 5.0
 _MAX_ERROR_CHARS = 300
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 ERC20_ABI: ABI = cast(
     ABI,
@@ -128,16 +125,7 @@ def _summary(value: object) -> str:
 
 def revert_reason(data: bytes) -> str:
     """A readable reason from a recipient's revert data."""
-    if not data:
-        return "reverted without a reason"
-    try:
-        if data[:4] == _ERROR_SELECTOR:
-            return str(abi_decode(["string"], data[4:])[0])
-        if data[:4] == _PANIC_SELECTOR:
-            return f"panic 0x{int(abi_decode(['uint256'], data[4:])[0]):02x}"
-    except Exception:  # malformed revert data: show it raw
-        return _hex(data)
-    return _hex(data)
+    return decode_revert(data)
 
 
 def _block_ref(w3: Web3, ident: BlockIdentifier) -> BlockRef:
@@ -386,6 +374,16 @@ class EvmAdapter:
         value = self._agreed("chain id", lambda w3: int(w3.eth.chain_id))
         self._known_chain_id = value
         return value
+
+    def normalize_address(self, address: str) -> str:
+        """The EIP-55 checksummed form; ValueError for a non-address or a bad checksum."""
+        if not isinstance(address, str) or not is_hex_address(address):
+            raise ValueError(f"not an EVM address: {address!r}")
+        body = address[2:]
+        mixed = body != body.lower() and body != body.upper()
+        if mixed and not is_checksum_address(address):
+            raise ValueError(f"EVM address with a bad EIP-55 checksum: {address}")
+        return to_checksum_address(address)
 
     def _chain_id_cached(self) -> int:
         return self._known_chain_id if self._known_chain_id is not None else self.chain_id()

@@ -8,6 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from eth_abi.abi import decode as abi_decode
+from eth_utils.crypto import keccak
+
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACT_NAMES = ("Gateway", "TokenBridge", "BridgedToken", "TestToken")
 
@@ -46,3 +49,47 @@ def load_artifact(name: str) -> Artifact:
 def abi(name: str) -> list[dict[str, Any]]:
     """The ABI of one contract, as web3 takes it."""
     return list(load_artifact(name).abi)
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+def _error_signature(entry: dict[str, Any]) -> tuple[str, list[str]]:
+    types = [str(i["type"]) for i in entry.get("inputs", [])]
+    return f"{entry['name']}({','.join(types)})", types
+
+
+@cache
+def custom_errors() -> dict[bytes, tuple[str, tuple[str, ...]]]:
+    """selector -> (error name, argument types) over every artifact's custom errors."""
+    errors: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+    for name in CONTRACT_NAMES:
+        for entry in load_artifact(name).abi:
+            if entry.get("type") == "error":
+                signature, types = _error_signature(entry)
+                errors[_selector(signature)] = (str(entry["name"]), tuple(types))
+    return errors
+
+
+def _format_arg(value: object) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+def decode_revert(data: bytes) -> str:
+    """Readable revert data: Error(string), Panic(uint256), or an Islands custom error."""
+    if not data:
+        return "reverted without a reason"
+    selector, body = data[:4], data[4:]
+    try:
+        if selector == _selector("Error(string)"):
+            return str(abi_decode(["string"], body)[0])
+        if selector == _selector("Panic(uint256)"):
+            return f"panic 0x{int(abi_decode(['uint256'], body)[0]):02x}"
+        known = custom_errors().get(selector)
+        if known is not None:
+            args = abi_decode(list(known[1]), body)
+            return f"{known[0]}({', '.join(_format_arg(a) for a in args)})"
+    except Exception:  # malformed data or missing artifacts: show it raw
+        return "0x" + data.hex()
+    return "0x" + data.hex()

@@ -31,9 +31,10 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractLogicError
 from web3.types import Nonce, TxParams, TxReceipt
 
-from adapters.evm.contracts import load_artifact
+from adapters.evm.contracts import decode_revert, load_artifact
 
 log = logging.getLogger(__name__)
 
@@ -344,8 +345,9 @@ class Transactor:
         }
         try:
             tx = call.build_transaction(params)
-        except Exception as exc:
-            raise DevnetError(f"{what} on chain {self.chain_id} would fail: {exc}") from None
+        except ContractLogicError as exc:
+            reason = _revert_text(exc)
+            raise DevnetError(f"{what} on chain {self.chain_id} would revert: {reason}") from None
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         self.nonce += 1
@@ -366,6 +368,13 @@ class Transactor:
             receipts.append(receipt)
         self._pending.clear()
         return receipts
+
+
+def _revert_text(exc: ContractLogicError) -> str:
+    data = exc.data if isinstance(exc.data, str) else None
+    if data and data.startswith("0x"):
+        return decode_revert(HexBytes(data))
+    return exc.message or str(exc)
 
 
 def _created(receipt: TxReceipt, what: str) -> str:

@@ -1,0 +1,1 @@
+"""The adapter conformance suite and its runs against each chain family."""

@@ -1,0 +1,271 @@
+"""The conformance suite for the EVM adapter on anvil, plus EVM-only checks (quorum,
+delivery outcomes through a real signed delivery)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+
+from adapters.base import (
+    DeliveryStatus,
+    EndpointUnavailableError,
+    FinalityPolicy,
+    Message,
+    QuorumError,
+)
+from adapters.evm.adapter import EvmAdapter, revert_reason
+from adapters.evm.devnet import DEV_ACCOUNTS, VALIDATORS, Devnet, DevnetChain, Transactor, contract
+from adapters.registry import create_adapter
+from tests.conformance.suite import AdapterConformance, ConformanceChain, SentMessage
+
+# tests/conftest.py loads this plugin too; declaring it here keeps the module runnable alone.
+pytest_plugins = ["tests.fixtures.chains"]
+
+# Conformance messages go to a chain id no devnet has, so no relayer ever delivers them.
+NOWHERE_CHAIN_ID = 4_242_424
+SENDER = DEV_ACCOUNTS[3]  # a spare account: the relayer and deployer keys stay untouched
+
+
+def _fresh_address() -> str:
+    return to_checksum_address("0x" + secrets.token_hex(20))
+
+
+class EvmChain:
+    """Acts on one devnet chain with web3 directly, independently of the adapter."""
+
+    def __init__(self, chain: DevnetChain) -> None:
+        self.chain = chain
+        self.w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        self.gateway = contract(self.w3, "Gateway", chain.deployment.gateway)
+        self.token = contract(self.w3, "TestToken", chain.deployment.test_token)
+
+    def send_message(self, dst_chain_id: int, recipient: str, payload: bytes) -> SentMessage:
+        tx = Transactor(self.w3, SENDER.private_key)
+        call = self.gateway.functions.send(dst_chain_id, to_checksum_address(recipient), payload)
+        tx_hash = tx.send(call, "Gateway.send")
+        (receipt,) = tx.wait()
+        return SentMessage(
+            tx_hash=tx_hash.to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            sender=SENDER.address,
+            dst_chain_id=dst_chain_id,
+            recipient=recipient,
+            payload=payload,
+        )
+
+    def mine(self, blocks: int) -> None:
+        self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+    def node_block_hash(self, number: int) -> str | None:
+        response = self.w3.provider.make_request(
+            "eth_getBlockByNumber",  # type: ignore[arg-type]
+            [hex(number), False],
+        )
+        block = response.get("result")
+        return None if block is None else str(block["hash"])
+
+    def gateway_message_id(self, message: Message) -> bytes:
+        return bytes(self.gateway.functions.messageId(message.as_tuple()).call())
+
+    def mint_tokens(self, holder: str, amount: int) -> None:
+        tx = Transactor(self.w3, SENDER.private_key)
+        tx.send(self.token.functions.mint(to_checksum_address(holder), amount), "mint")
+        tx.wait()
+
+    def describe(self, threshold: int) -> ConformanceChain:
+        dep = self.chain.deployment
+        return ConformanceChain(
+            chain_id=self.chain.chain_id,
+            rpc_urls=(self.chain.rpc_url,),
+            gateway=dep.gateway,
+            bridge=dep.bridge,
+            token=dep.test_token,
+            funded_key=SENDER.private_key,
+            validators=tuple(v.address for v in VALIDATORS),
+            threshold=threshold,
+            remote_chain_id=NOWHERE_CHAIN_ID,
+            send_message=self.send_message,
+            mine=self.mine,
+            node_block_hash=self.node_block_hash,
+            gateway_message_id=self.gateway_message_id,
+            mint_tokens=self.mint_tokens,
+            fresh_address=_fresh_address,
+        )
+
+
+@pytest.fixture(scope="module")
+def evm_chain(anvil_devnet: Devnet) -> EvmChain:
+    return EvmChain(anvil_devnet.chain("alpha"))
+
+
+@pytest.fixture(scope="module")
+def chain(evm_chain: EvmChain, anvil_devnet: Devnet) -> ConformanceChain:
+    return evm_chain.describe(anvil_devnet.threshold)
+
+
+@pytest.fixture
+def adapter(chain: ConformanceChain) -> EvmAdapter:
+    return EvmAdapter(chain.rpc_urls, timeout=5.0)
+
+
+class TestEvmConformance(AdapterConformance):
+    """The suite, unchanged, against anvil."""
+
+
+# -- EVM-only checks --------------------------------------------------------------------
+
+
+def test_registry_builds_the_evm_adapter(chain: ConformanceChain) -> None:
+    adapter = create_adapter("evm", chain.rpc_urls, timeout=3.0)
+    assert isinstance(adapter, EvmAdapter)
+    assert adapter.chain_id() == chain.chain_id
+
+
+def test_constructor_refuses_bad_options() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        EvmAdapter([])
+    with pytest.raises(ValueError, match="quorum"):
+        EvmAdapter(["http://127.0.0.1:1"], quorum=2)
+
+
+def _two_urls(url: str) -> list[str]:
+    """Two URLs for the same node, as two endpoints."""
+    return [url, url.replace("127.0.0.1", "localhost")]
+
+
+def test_quorum_of_agreeing_endpoints(chain: ConformanceChain) -> None:
+    adapter = EvmAdapter(_two_urls(chain.rpc_urls[0]), quorum=2)
+    sent = chain.send_message(NOWHERE_CHAIN_ID, _fresh_address(), b"q")
+    found = adapter.messages(chain.gateway, sent.block_number, sent.block_number)
+    assert [m.tx_hash for m in found if m.tx_hash == sent.tx_hash] == [sent.tx_hash]
+    final = adapter.finalized_block(FinalityPolicy.parse(2))
+    assert final.hash == chain.node_block_hash(final.number)
+    assert adapter.block_hash(final.number) == final.hash
+
+
+def test_quorum_with_a_dead_endpoint(chain: ConformanceChain) -> None:
+    adapter = EvmAdapter([chain.rpc_urls[0], "http://127.0.0.1:1"], quorum=2, timeout=2.0)
+    assert adapter.head().number > 0  # plain reads still fail over
+    with pytest.raises(QuorumError, match=r"127\.0\.0\.1:1"):
+        adapter.block_hash(1)
+    with pytest.raises(QuorumError):
+        adapter.finalized_block(FinalityPolicy.parse(1))
+
+
+def test_quorum_of_disagreeing_endpoints(anvil_devnet: Devnet) -> None:
+    alpha, beta = anvil_devnet.chain("alpha"), anvil_devnet.chain("beta")
+    adapter = EvmAdapter([alpha.rpc_url, beta.rpc_url], quorum=2)
+    with pytest.raises(QuorumError, match="agree"):
+        adapter.chain_id()
+    with pytest.raises(QuorumError, match="agree"):
+        adapter.block_hash(1)
+
+
+def test_failover_prefers_the_last_healthy_endpoint(chain: ConformanceChain) -> None:
+    adapter = EvmAdapter(["http://127.0.0.1:1", chain.rpc_urls[0]], timeout=2.0, cooldown=60)
+    adapter.head()
+    assert adapter._order()[0].url == chain.rpc_urls[0]
+
+
+def test_dead_endpoint_error_is_one_readable_line() -> None:
+    adapter = EvmAdapter(["http://127.0.0.1:1"], timeout=1.0)
+    with pytest.raises(EndpointUnavailableError) as raised:
+        adapter.chain_id()
+    assert "\n" not in str(raised.value)
+    assert "http://127.0.0.1:1" in str(raised.value)
+
+
+def test_safe_and_finalized_tags(chain: ConformanceChain, evm_chain: EvmChain) -> None:
+    adapter = EvmAdapter(chain.rpc_urls)
+    evm_chain.mine(70)
+    head = adapter.head().number
+    safe = adapter.finalized_block(FinalityPolicy.parse("safe"))
+    final = adapter.finalized_block(FinalityPolicy.parse("finalized"))
+    assert 0 < final.number <= safe.number <= head
+    assert safe.hash == chain.node_block_hash(safe.number)
+
+
+def test_revert_reason() -> None:
+    error = bytes.fromhex("08c379a0") + Web3().codec.encode(["string"], ["nope"])
+    assert revert_reason(error) == "nope"
+    assert revert_reason(b"") == "reverted without a reason"
+    assert revert_reason(b"\x12\x34") == "0x1234"
+    wrong = Web3.keccak(text="WrongDestination()")[:4]
+    assert revert_reason(wrong) == "WrongDestination()"
+
+
+# -- a real signed delivery ---------------------------------------------------------------
+
+
+def _attest(gateway: Any, message_id: bytes, signers: Sequence[Any]) -> list[bytes]:
+    epoch = gateway.functions.epoch().call()
+    digest = gateway.functions.attestationDigest(message_id, epoch).call()
+    ordered = sorted(signers, key=lambda v: int(v.address, 16))
+    return [bytes(Account.unsafe_sign_hash(digest, v.private_key).signature) for v in ordered]
+
+
+def test_delivery_outcomes(anvil_devnet: Devnet) -> None:
+    """Bridge ITT alpha -> beta, deliver it on beta with validator signatures, then deliver
+    it again (skipped) next to a message whose recipient has no code (failed)."""
+    alpha, beta = anvil_devnet.chain("alpha"), anvil_devnet.chain("beta")
+    src, dst = EvmChain(alpha), EvmChain(beta)
+    user = DEV_ACCOUNTS[4]
+    bridge = contract(src.w3, "TokenBridge", alpha.deployment.bridge)
+    src.mint_tokens(user.address, 10)
+    tx = Transactor(src.w3, user.private_key)
+    tx.send(src.token.functions.approve(bridge.address, 10), "approve")
+    tx.wait()
+    tx.send(bridge.functions.bridgeOut(src.token.address, beta.chain_id, user.address, 10), "out")
+    receipt = tx.wait()[-1]
+
+    source = EvmAdapter([alpha.rpc_url])
+    (observed,) = [
+        m
+        for m in source.messages(
+            alpha.deployment.gateway, receipt["blockNumber"], receipt["blockNumber"]
+        )
+        if m.tx_hash == receipt["transactionHash"].to_0x_hex()
+    ]
+    good = observed.message
+    bad = Message(alpha.chain_id, beta.chain_id, 10**9, SENDER.address, _fresh_address(), b"x")
+    signers = VALIDATORS[: anvil_devnet.threshold]
+    sigs = {m.id: _attest(dst.gateway, m.id, signers) for m in (good, bad)}
+
+    relayer = Transactor(dst.w3, DEV_ACCOUNTS[5].private_key)
+    first = relayer.send(
+        dst.gateway.functions.deliverBatch([good.as_tuple()], [sigs[good.id]]), "1"
+    )
+    batch = [good.as_tuple(), bad.as_tuple()]
+    second = relayer.send(
+        dst.gateway.functions.deliverBatch(batch, [sigs[good.id], sigs[bad.id]]), "2"
+    )
+    receipts = relayer.wait()
+
+    target = EvmAdapter([beta.rpc_url])
+    outcomes = target.delivery_outcomes(
+        beta.deployment.gateway, receipts[0]["blockNumber"], receipts[-1]["blockNumber"]
+    )
+    ours = {(o.tx_hash, o.message_id): o for o in outcomes}
+    assert ours[(first.to_0x_hex(), good.id)].status is DeliveryStatus.DELIVERED
+    assert ours[(second.to_0x_hex(), good.id)].status is DeliveryStatus.SKIPPED
+    failed = ours[(second.to_0x_hex(), bad.id)]
+    assert failed.status is DeliveryStatus.FAILED and failed.reason
+    assert target.is_delivered(beta.deployment.gateway, good.id) is True
+    assert target.is_delivered(beta.deployment.gateway, bad.id) is False
+    wrapped = alpha.wrapped_tokens["beta"]  # alpha's ITT, wrapped on beta
+    assert target.token_balance(wrapped, user.address) >= 10
+
+
+def test_normalize_address_is_eip55() -> None:
+    adapter = EvmAdapter(["http://127.0.0.1:1"])
+    checksummed = DEV_ACCOUNTS[0].address
+    assert adapter.normalize_address(checksummed.lower()) == checksummed
+    assert adapter.normalize_address(checksummed.upper().replace("0X", "0x")) == checksummed
+    with pytest.raises(ValueError, match="checksum"):
+        adapter.normalize_address("0xF39f" + checksummed[6:])
