@@ -228,11 +228,19 @@ class AnvilNode:
         self.stop()
 
 
-def anvil_command(anvil: Path, port: int, chain_id: int, block_time: float | None) -> list[str]:
+def anvil_command(
+    anvil: Path,
+    port: int,
+    chain_id: int,
+    block_time: float | None,
+    slots_in_epoch: int | None = None,
+) -> list[str]:
     command = [str(anvil), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--chain-id", str(chain_id), "--mnemonic", DEFAULT_MNEMONIC]
     if block_time is not None:
         command += ["--block-time", f"{block_time:g}"]
+    if slots_in_epoch is not None:
+        command += ["--slots-in-an-epoch", str(slots_in_epoch)]
     return command
 
 
@@ -242,16 +250,19 @@ def start_anvil(
     *,
     block_time: float | None = 1.0,
     state_dir: Path | None = None,
+    slots_in_epoch: int | None = None,
     startup_timeout: float = 20.0,
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1:`port` and wait until its RPC answers.
 
     `block_time` None means automine (a block per transaction); fractional seconds work.
     With `state_dir`, anvil's output goes to `state_dir/anvil-<chain_id>.log`.
+    anvil answers the `safe` tag with head - slots_in_epoch and `finalized` with
+    head - 2 * slots_in_epoch (genesis until then); the default epoch is 32 slots.
     """
     if not _port_free(port):
         raise DevnetError(f"cannot start anvil: port {port} on 127.0.0.1 is already in use")
-    command = anvil_command(find_anvil(), port, chain_id, block_time)
+    command = anvil_command(find_anvil(), port, chain_id, block_time, slots_in_epoch)
     log_path, log_file = None, None
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,13 @@ delivery outcomes through a real signed delivery)."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import socket
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +25,17 @@ from adapters.base import (
     QuorumError,
 )
 from adapters.evm.adapter import EvmAdapter, revert_reason
-from adapters.evm.devnet import DEV_ACCOUNTS, VALIDATORS, Devnet, DevnetChain, Transactor, contract
+from adapters.evm.devnet import (
+    DEV_ACCOUNTS,
+    VALIDATORS,
+    AnvilNode,
+    Devnet,
+    DevnetChain,
+    DevnetError,
+    Transactor,
+    contract,
+    start_anvil,
+)
 from adapters.registry import create_adapter
 from tests.conformance.suite import AdapterConformance, ConformanceChain, SentMessage
 
@@ -269,3 +284,90 @@ def test_normalize_address_is_eip55() -> None:
     assert adapter.normalize_address(checksummed.upper().replace("0X", "0x")) == checksummed
     with pytest.raises(ValueError, match="checksum"):
         adapter.normalize_address("0xF39f" + checksummed[6:])
+
+
+def test_timeout_fails_over(chain: ConformanceChain) -> None:
+    """An endpoint that accepts connections but never answers costs one timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hung = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        adapter = EvmAdapter([hung, chain.rpc_urls[0]], timeout=0.5)
+        started = time.monotonic()
+        assert adapter.chain_id() == chain.chain_id
+        assert time.monotonic() - started < 3
+        (report, _) = adapter.probe_endpoints()
+        assert report.chain_id is None and "timed out" in report.error
+
+
+# -- the devnet itself --------------------------------------------------------------------
+
+
+def test_devnet_json(anvil_devnet: Devnet) -> None:
+    data = json.loads(anvil_devnet.json_path.read_text())
+    names = [c["name"] for c in data["chains"]]
+    assert names == ["alpha", "beta", "gamma"]
+    alpha = data["chains"][0]
+    assert alpha["chain_id"] == 31337 and alpha["finality"] == 2
+    assert set(alpha["wrapped_tokens"]) == {"beta", "gamma"}
+    assert data["asset"] == {
+        "symbol": "ITT",
+        "home_chain": "alpha",
+        "home_token": alpha["test_token"],
+        "deployments": alpha["wrapped_tokens"],
+    }
+    roles = [a["role"] for a in data["accounts"]]
+    assert roles[:3] == ["deployer", "relayer", "user"] and roles.count("validator") == 3
+    assert data["validators"] == {"threshold": 2, "addresses": [v.address for v in VALIDATORS]}
+
+
+def test_devnet_is_wired(anvil_devnet: Devnet) -> None:
+    for chain in anvil_devnet:
+        w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        bridge = contract(w3, "TokenBridge", chain.deployment.bridge)
+        token = contract(w3, "TestToken", chain.deployment.test_token)
+        assert token.functions.balanceOf(DEV_ACCOUNTS[2].address).call() >= 1_000 * 10**18
+        for other in anvil_devnet:
+            if other is chain:
+                continue
+            assert bridge.functions.remoteBridge(other.chain_id).call() == other.deployment.bridge
+            wrapped = bridge.functions.wrappedToken(other.chain_id, other.deployment.test_token)
+            address = wrapped.call()
+            assert address == other.wrapped_tokens[chain.name]
+            name = contract(w3, "BridgedToken", address).functions.name().call()
+            assert name == f"Wrapped ITT ({other.name})"
+
+
+def test_start_anvil_refuses_a_taken_port(bare_anvil: AnvilNode) -> None:
+    with pytest.raises(DevnetError, match="already in use"):
+        start_anvil(bare_anvil.port, 1, block_time=None)
+
+
+def test_bare_anvil_has_no_contracts(bare_anvil: AnvilNode) -> None:
+    adapter = EvmAdapter([bare_anvil.rpc_url])
+    assert adapter.chain_id() == bare_anvil.chain_id
+    assert adapter.code_at(DEV_ACCOUNTS[0].address) == b""
+
+
+def test_anvil_stop_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with start_anvil(port, 31_777, block_time=0.25, state_dir=tmp_path) as node:
+        assert EvmAdapter([node.rpc_url]).chain_id() == 31_777
+    assert not node.running()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(node.pid, 0)
+    assert (tmp_path / "anvil-31777.log").exists()
+
+
+def test_anvil_safe_and_finalized_follow_the_epoch(bare_anvil: AnvilNode) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with start_anvil(port, 31_778, block_time=None, slots_in_epoch=2) as node:
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+        w3.provider.make_request("anvil_mine", ["0xa"])  # type: ignore[arg-type]
+        adapter = EvmAdapter([node.rpc_url])
+        assert adapter.finalized_block(FinalityPolicy.parse("safe")).number == 8
+        assert adapter.finalized_block(FinalityPolicy.parse("finalized")).number == 6
