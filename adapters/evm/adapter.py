@@ -8,6 +8,7 @@ to agree. Web3 instances are made lazily, one per URL, on first use.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from adapters.evm.contracts import abi, decode_revert
 T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 5.0
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _MAX_ERROR_CHARS = 300
 
 ERC20_ABI: ABI = cast(
@@ -113,6 +115,9 @@ def _describe(exc: BaseException) -> str:
     if "Timeout" in name:
         return f"{name}: timed out"
     text = " ".join(str(exc).split()) or "no detail"
+    errno = _ERRNO_RE.search(text)
+    if "ConnectionError" in name and errno:
+        return f"connection failed: {errno.group(0)}"
     if len(text) > _MAX_ERROR_CHARS:
         text = text[: _MAX_ERROR_CHARS - 3] + "..."
     return f"{name}: {text}"
