@@ -39,9 +39,6 @@ from adapters.evm.devnet import (
 from adapters.registry import create_adapter
 from tests.conformance.suite import AdapterConformance, ConformanceChain, SentMessage
 
-# tests/conftest.py loads this plugin too; declaring it here keeps the module runnable alone.
-pytest_plugins = ["tests.fixtures.chains"]
-
 # Conformance messages go to a chain id no devnet has, so no relayer ever delivers them.
 NOWHERE_CHAIN_ID = 4_242_424
 SENDER = DEV_ACCOUNTS[3]  # a spare account: the relayer and deployer keys stay untouched
