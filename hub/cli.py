@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -80,9 +82,11 @@ def devnet_up(
         net = devnet.up(chains, base_port, state_dir, block_time=block_time)
     except Exception as exc:  # the devnet reports failures as plain messages
         raise fail(str(exc)) from None
-    typer.echo(f"devnet of {chains} chains is up; description: {state_dir / 'devnet.json'}")
+    typer.echo(f"devnet of {chains} chains is up; description: {net.json_path}")
     try:
-        net.wait()
+        while all(c.node is None or c.node.running for c in net.chains):
+            time.sleep(0.5)
+        typer.secho("an anvil process exited; stopping the devnet", err=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -102,13 +106,13 @@ def devnet_deploy(
     The deployer key comes from ISLANDS_DEPLOYER_KEY (default: anvil's first dev account)."""
     from adapters.evm import devnet
 
-    key = os.environ.get("ISLANDS_DEPLOYER_KEY") or devnet.DEV_ACCOUNTS[0].private_key
-    validators = validator or [a.address for a in devnet.validator_accounts()]
+    key = os.environ.get("ISLANDS_DEPLOYER_KEY") or devnet.DEPLOYER.private_key
+    validators = validator or [a.address for a in devnet.VALIDATORS]
     try:
         deployment = devnet.deploy_contracts(rpc, key, validators, threshold)
     except Exception as exc:  # shown as a message, never a traceback
         raise fail(f"could not deploy to {rpc}: {exc}") from None
-    typer.echo(json.dumps(deployment.as_dict(), indent=2))
+    typer.echo(json.dumps(dataclasses.asdict(deployment), indent=2))
 
 
 @keys_app.command("create")

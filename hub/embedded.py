@@ -48,10 +48,10 @@ def _start_devnet(
 ) -> Path | None:
     if chains == 0:
         return None
-    from adapters.evm import devnet
+    from adapters.evm.devnet import up
 
     try:
-        net = devnet.up(chains, base_port, state_dir, block_time=block_time)
+        net = up(chains, base_port, state_dir, block_time=block_time)
     except Exception as exc:  # the devnet says what went wrong in plain words
         raise StartError(f"could not start the local chains: {exc}") from None
     stack.callback(net.stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,6 +103,12 @@ def api_url(migrated_pg: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def devnet_doc(anvil_devnet: Any) -> dict[str, Any]:
+    """The devnet.json of the session's three-chain devnet, as a user reads it."""
+    return dict(json.loads(anvil_devnet.json_path.read_text()))
 
 
 @pytest.fixture

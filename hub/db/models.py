@@ -11,7 +11,9 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -132,3 +134,159 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(128))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Message(Base):
+    """A cross-chain message, keyed by its id; its state moves only through hub.domain."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_work", "state", "dst_chain_id", "next_attempt_at"),
+        Index("ix_messages_src_block", "src_chain_id", "state", "src_block_number"),
+    )
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    src_chain_id: Mapped[int] = mapped_column(BigInteger)
+    dst_chain_id: Mapped[int] = mapped_column(BigInteger)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    sender: Mapped[str] = mapped_column(String(64), index=True)
+    recipient: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    src_block_number: Mapped[int] = mapped_column(BigInteger)
+    src_block_hash: Mapped[str] = mapped_column(String(66))
+    src_tx_hash: Mapped[str] = mapped_column(String(66), index=True)
+    src_log_index: Mapped[int] = mapped_column(Integer)
+    dst_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    dst_block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list[MessageEvent]] = relationship(
+        back_populates="message", order_by="MessageEvent.id", lazy="selectin"
+    )
+    attestations: Mapped[list[Attestation]] = relationship(
+        back_populates="message", order_by="Attestation.validator", lazy="selectin"
+    )
+    transfer: Mapped[Transfer | None] = relationship(back_populates="message", lazy="selectin")
+
+
+class MessageEvent(Base):
+    """One step of a message's timeline: the state it entered, when, and why."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+    message: Mapped[Message] = relationship(back_populates="events")
+
+
+class Attestation(Base):
+    """A validator's signature over a message for one epoch of the destination's set."""
+
+    __tablename__ = "attestations"
+    __table_args__ = (
+        UniqueConstraint("message_id", "validator", "epoch", name="uq_attestations_signer"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    validator: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(String(132))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    message: Mapped[Message] = relationship(back_populates="attestations")
+
+
+class Transfer(Base):
+    """A token-bridge message, decoded: which asset, how much, from whom to whom."""
+
+    __tablename__ = "transfers"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
+    home_chain_id: Mapped[int] = mapped_column(BigInteger)
+    home_token: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64))
+    # Decimal text: token amounts exceed 64 bits, and SQLite has no exact wide numeric.
+    amount: Mapped[str] = mapped_column(String(80))
+
+    message: Mapped[Message] = relationship(back_populates="transfer")
+    asset: Mapped[Asset | None] = relationship(lazy="joined")
+
+
+class Cursor(Base):
+    """How far a chain's gateway logs have been read, and the hash of that block."""
+
+    __tablename__ = "cursors"
+
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ValidatorSet(Base):
+    """A destination gateway's validator set as last read from the chain."""
+
+    __tablename__ = "validator_sets"
+
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    threshold: Mapped[int] = mapped_column(Integer)
+    validators: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    """A delivery transaction: what it carries, its nonce and raw bytes (to resend), its fate."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_open", "dst_chain_id", "relayer", "status"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dst_chain_id: Mapped[int] = mapped_column(BigInteger)
+    relayer: Mapped[str] = mapped_column(String(64))
+    tx_nonce: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    max_fee: Mapped[str] = mapped_column(String(80))
+    message_ids: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lease(Base):
+    """A named lock with an expiry, so one submitter at a time works a chain and key."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class Alert(Base):
+    """Something an operator must see: a deep reorg, a supply mismatch, a stuck transaction."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)

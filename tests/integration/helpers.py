@@ -16,12 +16,19 @@ import httpx
 from tests.conftest import ROOT, free_port, hub_env
 
 
-def islands(*args: str, database_url: str = "sqlite:///:memory:", **env: str) -> subprocess.CompletedProcess[str]:
+def islands(
+    *args: str, database_url: str = "sqlite:///:memory:", **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the `islands` console script as a user would."""
     exe = Path(sys.executable).parent / "islands"
     return subprocess.run(
-        [str(exe), *args], cwd=ROOT, env=hub_env(database_url, **env),
-        capture_output=True, text=True, timeout=120, check=False,
+        [str(exe), *args],
+        cwd=ROOT,
+        env=hub_env(database_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -33,7 +40,8 @@ def plain_anvil(chain_id: int) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [str(find_anvil()), "--port", str(port), "--chain-id", str(chain_id), "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:

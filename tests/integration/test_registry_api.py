@@ -90,11 +90,18 @@ def test_rejections_write_nothing(
     scheme = registration(own_chain, rpc_urls=["ftp://127.0.0.1:8545"])
     assert_error(client.post("/v1/chains", json=scheme, headers=admin), 422, "scheme")
 
-    for field, value in [("finality", "soon"), ("finality", -1), ("chain_id", "x"),
-                         ("name", "Has Spaces"), ("rpc_urls", []), ("family", "cosmos"),
-                         ("gateway_address", "0x123")]:
-        response = client.post("/v1/chains", json=registration(own_chain, **{field: value}),
-                               headers=admin)
+    for field, value in [
+        ("finality", "soon"),
+        ("finality", -1),
+        ("chain_id", "x"),
+        ("name", "Has Spaces"),
+        ("rpc_urls", []),
+        ("family", "cosmos"),
+        ("gateway_address", "0x123"),
+    ]:
+        response = client.post(
+            "/v1/chains", json=registration(own_chain, **{field: value}), headers=admin
+        )
         assert_error(response, 422)
     assert_error(client.post("/v1/chains", content=b"{not json", headers=admin), 422)
 
@@ -139,8 +146,9 @@ def test_pause_resume_change_and_retire(
     client: httpx.Client, admin: dict[str, str], own_chain: dict[str, Any], clean_db: str
 ) -> None:
     client.post("/v1/chains", json=registration(own_chain), headers=admin).raise_for_status()
-    paused = client.patch("/v1/chains/own", json={"paused": True, "reason": "upgrade"},
-                          headers=admin)
+    paused = client.patch(
+        "/v1/chains/own", json={"paused": True, "reason": "upgrade"}, headers=admin
+    )
     assert paused.json()["status"] == "paused" and paused.json()["status_reason"] == "upgrade"
     resumed = client.patch("/v1/chains/own", json={"paused": False}, headers=admin)
     assert resumed.json()["status"] == "active"

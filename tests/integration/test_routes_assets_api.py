@@ -6,18 +6,30 @@ from typing import Any
 
 import httpx
 import pytest
+from web3 import Web3
+from web3.contract import Contract
 
+from adapters.evm.contracts import load_artifact
 from tests.integration.test_registry_api import assert_error
 
 pytestmark = pytest.mark.integration
 
 
+def erc20(rpc_url: str, address: str) -> Contract:
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    return w3.eth.contract(address=address, abi=list(load_artifact("TestToken").abi))
+
+
 def register_chains(client: httpx.Client, admin: dict[str, str], devnet: dict[str, Any]) -> None:
     for chain in devnet["chains"]:
         body = {
-            "name": chain["name"], "chain_id": chain["chain_id"], "family": "evm",
-            "rpc_urls": [chain["rpc_url"]], "finality": chain["finality"],
-            "gateway_address": chain["gateway"], "bridge_address": chain["bridge"],
+            "name": chain["name"],
+            "chain_id": chain["chain_id"],
+            "family": "evm",
+            "rpc_urls": [chain["rpc_url"]],
+            "finality": chain["finality"],
+            "gateway_address": chain["gateway"],
+            "bridge_address": chain["bridge"],
         }
         client.post("/v1/chains", json=body, headers=admin).raise_for_status()
 
@@ -31,16 +43,26 @@ def test_routes(
     route = created.json()
     assert (route["src"], route["dst"], route["status"]) == ("alpha", "beta", "active")
 
-    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "beta"}, headers=admin),
-                 409, "already exists")
-    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "alpha"}, headers=admin),
-                 422, "two different chains")
-    assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "nowhere"},
-                             headers=admin), 422, "nowhere")
+    assert_error(
+        client.post("/v1/routes", json={"src": "alpha", "dst": "beta"}, headers=admin),
+        409,
+        "already exists",
+    )
+    assert_error(
+        client.post("/v1/routes", json={"src": "alpha", "dst": "alpha"}, headers=admin),
+        422,
+        "two different chains",
+    )
+    assert_error(
+        client.post("/v1/routes", json={"src": "alpha", "dst": "nowhere"}, headers=admin),
+        422,
+        "nowhere",
+    )
     assert_error(client.post("/v1/routes", json={"src": "alpha", "dst": "gamma"}), 401)
 
-    paused = client.patch(f"/v1/routes/{route['id']}", json={"paused": True, "reason": "audit"},
-                          headers=admin)
+    paused = client.patch(
+        f"/v1/routes/{route['id']}", json={"paused": True, "reason": "audit"}, headers=admin
+    )
     assert paused.json()["status"] == "paused" and paused.json()["status_by"] == "admin-token"
     assert_error(client.patch("/v1/routes/999", json={"paused": True}, headers=admin), 404)
     assert [r["status"] for r in client.get("/v1/routes").json()] == ["paused"]
@@ -54,17 +76,27 @@ def test_assets(
 ) -> None:
     register_chains(client, admin, devnet_doc)
     asset = devnet_doc["asset"]
-    body = {"symbol": asset["symbol"], "home_chain": asset["home_chain"],
-            "home_token": asset["home_token"], "deployments": asset["deployments"]}
+    body = {
+        "symbol": asset["symbol"],
+        "home_chain": asset["home_chain"],
+        "home_token": asset["home_token"],
+        "deployments": asset["deployments"],
+    }
     created = client.post("/v1/assets", json=body, headers=admin)
     assert created.status_code == 201, created.text
     assert created.json()["deployments"] == asset["deployments"]
 
-    shown = client.get(f"/v1/assets/{asset['symbol']}").json()
-    supply = shown["supply"]
-    assert supply["locked_at_home"] == "0" and supply["in_flight"] == "0"
-    assert supply["wrapped"] == dict.fromkeys(asset["deployments"], "0")
-    assert supply["balanced"] is True
+    supply = client.get(f"/v1/assets/{asset['symbol']}").json()["supply"]
+    chains = {c["name"]: c for c in devnet_doc["chains"]}
+    home = chains[asset["home_chain"]]
+    locked = erc20(home["rpc_url"], asset["home_token"]).functions.balanceOf(home["bridge"]).call()
+    assert supply["locked_at_home"] == str(locked)
+    assert supply["wrapped"] == {
+        name: str(erc20(chains[name]["rpc_url"], token).functions.totalSupply().call())
+        for name, token in asset["deployments"].items()
+    }
+    wrapped_total = sum(int(v) for v in supply["wrapped"].values())
+    assert supply["balanced"] is (locked == wrapped_total + int(supply["in_flight"]))
 
     assert_error(client.post("/v1/assets", json=body, headers=admin), 409)
     eoa = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

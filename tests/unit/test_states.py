@@ -12,9 +12,15 @@ S = MessageState
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [(S.OBSERVED, S.FINALIZED), (S.FINALIZED, S.ATTESTED), (S.ATTESTED, S.SUBMITTED),
-     (S.SUBMITTED, S.DELIVERED), (S.SUBMITTED, S.FAILED), (S.OBSERVED, S.ORPHANED),
-     (S.FAILED, S.ATTESTED)],
+    [
+        (S.OBSERVED, S.FINALIZED),
+        (S.FINALIZED, S.ATTESTED),
+        (S.ATTESTED, S.SUBMITTED),
+        (S.SUBMITTED, S.DELIVERED),
+        (S.SUBMITTED, S.FAILED),
+        (S.OBSERVED, S.ORPHANED),
+        (S.FAILED, S.ATTESTED),
+    ],
 )
 def test_life_of_a_message(current: MessageState, new: MessageState) -> None:
     check_transition(current, new)
@@ -22,8 +28,13 @@ def test_life_of_a_message(current: MessageState, new: MessageState) -> None:
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [(S.OBSERVED, S.DELIVERED), (S.DELIVERED, S.SUBMITTED), (S.ORPHANED, S.FINALIZED),
-     (S.FINALIZED, S.ORPHANED), (S.OBSERVED, S.SUBMITTED)],
+    [
+        (S.OBSERVED, S.DELIVERED),
+        (S.DELIVERED, S.SUBMITTED),
+        (S.ORPHANED, S.FINALIZED),
+        (S.FINALIZED, S.ORPHANED),
+        (S.OBSERVED, S.SUBMITTED),
+    ],
 )
 def test_illegal_transitions_are_refused(current: MessageState, new: MessageState) -> None:
     with pytest.raises(IllegalTransitionError, match=f"from {current.value} to {new.value}"):
