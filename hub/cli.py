@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 from hub.settings import Settings
 
@@ -46,7 +47,7 @@ def up(
     settings = Settings()
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     token = token or secrets.token_urlsafe(24)
-    settings = settings.model_copy(update={"admin_token": token, "state_dir": state_dir})
+    settings = settings.model_copy(update={"admin_token": SecretStr(token), "state_dir": state_dir})
     try:
         embedded.run(
             settings,
