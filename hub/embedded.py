@@ -38,9 +38,14 @@ def run(
         if devnet_file is not None:
             _register(app.state.sessionmaker, settings, json.loads(devnet_file.read_text()))
         _announce(settings, host, port, devnet_file)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-        server.run()
-        app.state.engine.dispose()
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how this mode stops; the ExitStack stops the chains
+        finally:
+            app.state.engine.dispose()
+        print("Stopped.", flush=True)  # noqa: T201
 
 
 def _start_devnet(
