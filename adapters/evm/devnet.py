@@ -144,8 +144,10 @@ def find_anvil() -> Path:
     )
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do (anvil too): a TIME_WAIT left by the last run does not make it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -260,7 +262,7 @@ def start_anvil(
     anvil answers the `safe` tag with head - slots_in_epoch and `finalized` with
     head - 2 * slots_in_epoch (genesis until then); the default epoch is 32 slots.
     """
-    if not _port_free(port):
+    if not port_free(port):
         raise DevnetError(f"cannot start anvil: port {port} on 127.0.0.1 is already in use")
     command = anvil_command(find_anvil(), port, chain_id, block_time, slots_in_epoch)
     log_path, log_file = None, None
