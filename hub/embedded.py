@@ -45,7 +45,7 @@ def run(
             pass  # Ctrl-C is how this mode stops; the ExitStack stops the chains
         finally:
             app.state.engine.dispose()
-        print("Stopped.", flush=True)  # noqa: T201
+        print("Stopped.", flush=True)
 
 
 def _start_devnet(

@@ -23,6 +23,7 @@ pytest_plugins = ["tests.fixtures.chains"]
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_TOKEN = "test-admin-" + uuid.uuid4().hex
+RPC_SECRET = "rpc-secret-" + uuid.uuid4().hex  # stands for a provider's API key in a URL
 
 
 def free_port() -> int:
@@ -99,7 +100,8 @@ def start_api(
 @pytest.fixture(scope="session")
 def api_url(migrated_pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The REST API as its own uvicorn process on the test database."""
-    proc, url = start_api(migrated_pg, tmp_path_factory.mktemp("api") / "api.log")
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    proc, url = start_api(migrated_pg, log, RPC_TEST_KEY=RPC_SECRET)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -14,6 +14,7 @@ from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError
 from hub.domain.states import AssetStatus, ChainStatus
 from hub.services import audit
 from hub.services.chains import chain_adapter
+from hub.services.netpolicy import scrub
 
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
@@ -44,7 +45,8 @@ def _checked_token(chain: Chain, address: str, field: str, timeout: float) -> st
     try:
         code = adapter.code_at(token)
     except AdapterError as exc:
-        raise CheckFailedError(f"{field}: could not reach chain {chain.name!r}: {exc}") from None
+        error = scrub(str(exc), chain.rpc_urls)
+        raise CheckFailedError(f"{field}: could not reach chain {chain.name!r}: {error}") from None
     if not code:
         raise CheckFailedError(f"{field}: no contract at {token} on chain {chain.name!r}")
     return token
@@ -112,7 +114,7 @@ def read_supply(asset: Asset, in_flight: int, timeout: float) -> SupplyView:
     try:
         locked = chain_adapter(home, timeout).token_balance(asset.home_token, home.bridge_address)
     except AdapterError as exc:
-        errors[home.name] = str(exc)
+        errors[home.name] = scrub(str(exc), home.rpc_urls)
     wrapped: dict[str, int | None] = {}
     for dep in asset.deployments:
         try:
@@ -121,7 +123,7 @@ def read_supply(asset: Asset, in_flight: int, timeout: float) -> SupplyView:
             )
         except AdapterError as exc:
             wrapped[dep.chain.name] = None
-            errors[dep.chain.name] = str(exc)
+            errors[dep.chain.name] = scrub(str(exc), dep.chain.rpc_urls)
     known = locked is not None and all(v is not None for v in wrapped.values())
     balanced = (locked == sum(v or 0 for v in wrapped.values()) + in_flight) if known else None
     return SupplyView(locked, wrapped, in_flight, balanced, errors)

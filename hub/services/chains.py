@@ -14,7 +14,7 @@ from hub.db.models import Chain, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import ChainStatus, RouteStatus
 from hub.services import audit
-from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url
+from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url, scrub
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ def register_chain(
     gateway = _address(adapter, spec.gateway_address, "gateway_address")
     bridge = _address(adapter, spec.bridge_address, "bridge_address")
     verify_endpoints(adapter, spec.rpc_urls, spec.chain_id)
-    verify_contract(adapter, gateway, "gateway", spec.chain_id)
-    verify_contract(adapter, bridge, "bridge", spec.chain_id)
-    verify_finality(adapter, spec.finality)
+    verify_contract(adapter, gateway, "gateway", spec.chain_id, spec.rpc_urls)
+    verify_contract(adapter, bridge, "bridge", spec.chain_id, spec.rpc_urls)
+    verify_finality(adapter, spec.finality, spec.rpc_urls)
     chain = Chain(
         name=spec.name,
         chain_id=spec.chain_id,
@@ -124,7 +124,8 @@ def verify_endpoints(adapter: ChainAdapter, rpc_urls: list[str], declared: int) 
     for url, report in zip(rpc_urls, adapter.probe_endpoints(), strict=True):
         shown = redact_url(url)
         if report.chain_id is None:
-            raise CheckFailedError(f"RPC URL {shown} did not answer: {report.error}", rpc_url=shown)
+            error = scrub(report.error, rpc_urls)
+            raise CheckFailedError(f"RPC URL {shown} did not answer: {error}", rpc_url=shown)
         if report.chain_id != declared:
             raise CheckFailedError(
                 f"RPC URL {shown} reports chain id {report.chain_id}, "
@@ -135,7 +136,9 @@ def verify_endpoints(adapter: ChainAdapter, rpc_urls: list[str], declared: int) 
             )
 
 
-def verify_contract(adapter: ChainAdapter, address: str, role: str, declared: int) -> None:
+def verify_contract(
+    adapter: ChainAdapter, address: str, role: str, declared: int, rpc_urls: list[str]
+) -> None:
     """The contract must have code and report the declared chain id."""
     try:
         if not adapter.code_at(address):
@@ -144,7 +147,8 @@ def verify_contract(adapter: ChainAdapter, address: str, role: str, declared: in
             )
         reported = adapter.contract_chain_id(address)
     except AdapterError as exc:
-        raise CheckFailedError(f"could not read the {role} at {address}: {exc}") from None
+        error = scrub(str(exc), rpc_urls)
+        raise CheckFailedError(f"could not read the {role} at {address}: {error}") from None
     if reported != declared:
         raise CheckFailedError(
             f"the {role} at {address} reports chain id {reported}, "
@@ -155,12 +159,13 @@ def verify_contract(adapter: ChainAdapter, address: str, role: str, declared: in
         )
 
 
-def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy) -> None:
+def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy, rpc_urls: list[str]) -> None:
     try:
         adapter.finalized_block(policy)
     except AdapterError as exc:
+        error = scrub(str(exc), rpc_urls)
         raise CheckFailedError(
-            f"the chain cannot answer its finality policy {policy.as_value()!r}: {exc}"
+            f"the chain cannot answer its finality policy {policy.as_value()!r}: {error}"
         ) from None
 
 
@@ -181,7 +186,7 @@ def update_chain(
         adapter = adapter_for(chain.family, urls, timeout, policy)
         verify_endpoints(adapter, urls, chain.chain_id)
         if change.finality is not None:
-            verify_finality(adapter, change.finality)
+            verify_finality(adapter, change.finality, urls)
             chain.finality = str(change.finality.as_value())
             changed["finality"] = chain.finality
         if change.rpc_urls is not None:
@@ -233,5 +238,5 @@ def live_status(chain: Chain, timeout: float) -> LiveStatus:
         head = adapter.head().number
         final = adapter.finalized_block(FinalityPolicy.parse(chain.finality)).number
     except (AdapterError, InvalidInputError) as exc:
-        return LiveStatus(reachable=False, error=str(exc))
+        return LiveStatus(reachable=False, error=scrub(str(exc), chain.rpc_urls))
     return LiveStatus(reachable=True, head=head, finalized=final)

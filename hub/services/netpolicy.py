@@ -96,3 +96,14 @@ def redact_url(url: str) -> str:
         netloc = netloc.replace(f":{parts.password}@", ":***@")
     query = "&".join(f"{kv.split('=', 1)[0]}=***" for kv in parts.query.split("&") if kv)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub(text: str, rpc_urls: list[str]) -> str:
+    """Adapter errors name the URLs they used, which are expanded: show the redacted form."""
+    for url in rpc_urls:
+        try:
+            expanded = expand_env(url)
+        except InvalidInputError:
+            continue
+        text = text.replace(expanded, redact_url(url))
+    return text

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import RPC_SECRET
 from tests.integration.helpers import deploy, islands, plain_anvil
 
 pytestmark = pytest.mark.integration
@@ -67,6 +68,30 @@ def test_register_own_chain_with_one_call(
     assert shown["live"]["head"] >= shown["live"]["finalized"] >= 0
     assert [c["name"] for c in client.get("/v1/chains").json()] == ["own"]
     assert count(clean_db, "audit_log") == 1
+
+
+def test_rpc_key_stays_out_of_responses_and_database(
+    client: httpx.Client, admin: dict[str, str], own_chain: dict[str, Any], clean_db: str
+) -> None:
+    url = own_chain["rpc_url"] + "/?apikey=${RPC_TEST_KEY}"
+    created = client.post("/v1/chains", json=registration(own_chain, rpc_urls=[url]), headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["rpc_urls"] == [own_chain["rpc_url"] + "/?apikey=***"]
+    shown = client.get("/v1/chains/own")
+    assert shown.json()["live"]["reachable"] is True
+    engine = create_engine(clean_db)
+    with engine.connect() as conn:
+        stored = " ".join(str(r) for r in conn.execute(text("SELECT * FROM chains")).all())
+        audit = " ".join(str(r) for r in conn.execute(text("SELECT * FROM audit_log")).all())
+    engine.dispose()
+    assert "${RPC_TEST_KEY}" in stored
+    for place in (created.text, shown.text, stored, audit):
+        assert RPC_SECRET not in place
+
+    unset = registration(
+        own_chain, name="own2", chain_id=1, rpc_urls=[own_chain["rpc_url"] + "/${NOPE}"]
+    )
+    assert_error(client.post("/v1/chains", json=unset, headers=admin), 422, "NOPE")
 
 
 def test_rejections_write_nothing(
