@@ -31,6 +31,22 @@ class QuorumError(AdapterError):
     """Endpoints disagreed on a read that decides safety."""
 
 
+class SimulationError(AdapterError):
+    """A transaction would revert; `reason` is the decoded revert, e.g. "UnknownSigner()"."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NonceTooLowError(AdapterError):
+    """The node already has a transaction with this nonce from this account mined."""
+
+
+class UnderpricedError(AdapterError):
+    """A replacement was refused: its fee is not far enough above the pending one's."""
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A cross-chain message exactly as the gateway contracts encode it."""
@@ -147,6 +163,33 @@ class SignedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeQuote:
+    """EIP-1559 fees for a transaction."""
+
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+    def bumped(self, percent: int) -> FeeQuote:
+        """Both fees raised by `percent` (rounded up), as a replacement needs (>= 10%)."""
+        return FeeQuote(
+            -(-self.max_fee_per_gas * (100 + percent) // 100),
+            -(-self.max_priority_fee_per_gas * (100 + percent) // 100),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A signed transaction, kept so it can be sent again unchanged after a crash."""
+
+    tx_hash: str
+    raw: bytes
+    sender: str
+    nonce: int
+    fee: FeeQuote
+    gas: int
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     address: str
     chain_id: int
@@ -190,9 +233,9 @@ class ChainReader(Protocol):
 
     def contract_chain_id(self, address: str) -> int: ...
 
-    def token_balance(self, token: str, holder: str) -> int: ...
+    def token_balance(self, token: str, holder: str, block: int | None = None) -> int: ...
 
-    def token_supply(self, token: str) -> int: ...
+    def token_supply(self, token: str, block: int | None = None) -> int: ...
 
 
 @runtime_checkable
@@ -206,13 +249,40 @@ class OutboxReader(Protocol):
 
 @runtime_checkable
 class Deliverer(Protocol):
-    """Delivery to a destination gateway."""
+    """Delivery to a destination gateway: build, simulate, sign and send a batch."""
 
     def is_delivered(self, gateway: str, message_id: bytes) -> bool: ...
 
     def delivery_outcomes(
         self, gateway: str, from_block: int, to_block: int
     ) -> list[DeliveryOutcome]: ...
+
+    def simulate_delivery(self, gateway: str, batch: Sequence[SignedMessage], sender: str) -> int:
+        """The gas the batch needs; SimulationError (with the decoded reason) if it reverts."""
+        ...
+
+    def sign_delivery(
+        self,
+        gateway: str,
+        batch: Sequence[SignedMessage],
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        """A signed `deliverBatch` transaction; nothing is sent."""
+        ...
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast a signed transaction and return its hash. Sending one the node already
+        has is not an error; NonceTooLowError and UnderpricedError say why it was refused."""
+        ...
+
+    def account_nonce(self, address: str, pending: bool = False) -> int: ...
+
+    def fee_quote(self) -> FeeQuote: ...
+
+    def native_balance(self, address: str) -> int: ...
 
 
 @runtime_checkable
