@@ -4,6 +4,10 @@ Each call tries the endpoints in order, starting from the last one that answered
 endpoint that fails at the transport level is put last for a short cool-down. Reads that
 decide safety (`finalized_block`, `block_hash`, `messages`) can require `quorum` endpoints
 to agree. Web3 instances are made lazily, one per URL, on first use.
+
+Delivery signs locally (EIP-1559, eth_account) and sends a raw transaction to one endpoint:
+a node's refusal is final and classified (nonce too low, underpriced), only transport errors
+fail over, and a transaction the node already has is not an error.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from functools import cache
+from typing import Any, Literal, TypeVar, cast
 
+from eth_account import Account
+from eth_account.datastructures import SignedTransaction
+from eth_account.types import TransactionDictType
 from eth_typing import ABI, ChecksumAddress
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
@@ -29,7 +38,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 from web3.middleware import ExtraDataToPOAMiddleware
-from web3.types import BlockIdentifier, EventData, FilterParams, LogReceipt
+from web3.types import BlockIdentifier, EventData, FilterParams, LogReceipt, RPCEndpoint, TxParams
 
 from adapters.base import (
     AdapterError,
@@ -38,19 +47,32 @@ from adapters.base import (
     DeliveryStatus,
     EndpointReport,
     EndpointUnavailableError,
+    FeeQuote,
     FinalityKind,
     FinalityPolicy,
     GatewayConfig,
     Message,
+    NonceTooLowError,
     ObservedMessage,
     QuorumError,
     Receipt,
+    SignedMessage,
+    SignedTx,
+    SimulationError,
+    UnderpricedError,
 )
 from adapters.evm.contracts import abi, decode_revert
 
 T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 5.0
+DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeePerGas
+# The gateway reverts with InsufficientGas() when a recipient runs short, so the estimate
+# gets a margin: recipients' gas use may move between simulation and inclusion.
+GAS_MARGIN_PERCENT = 20
+GAS_MARGIN_FIXED = 50_000
+# What geth, anvil, erigon and others answer for a transaction they already hold.
+_ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _MAX_ERROR_CHARS = 300
 
@@ -268,6 +290,126 @@ def _contract_chain_id(w3: Web3, address: ChecksumAddress) -> int:
     return int(contract.functions.localChainId().call())
 
 
+def _at(block: int | None) -> BlockIdentifier:
+    return "latest" if block is None else block
+
+
+def _erc20_read(w3: Web3, token: str, function: str, args: list[Any], block: int | None) -> int:
+    erc20 = w3.eth.contract(address=to_checksum_address(token), abi=ERC20_ABI)
+    return int(erc20.functions[function](*args).call(block_identifier=_at(block)))
+
+
+# -- delivery ----------------------------------------------------------------------------
+
+
+@cache
+def _offline_gateway() -> type[Contract]:
+    """A Gateway contract class bound to no node, for encoding calldata."""
+    return Web3().eth.contract(abi=cast(ABI, abi("Gateway")))
+
+
+def delivery_calldata(batch: Sequence[SignedMessage]) -> bytes:
+    """`deliverBatch(messages, signatures)` ABI-encoded, as a transaction's data."""
+    if not batch:
+        raise ValueError("a delivery needs at least one message")
+    messages = [item.message.as_tuple() for item in batch]
+    signatures = [[bytes(sig) for sig in item.signatures] for item in batch]
+    return bytes(HexBytes(_offline_gateway().encode_abi("deliverBatch", [messages, signatures])))
+
+
+def _gas_with_margin(estimate: int) -> int:
+    return estimate + estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN_FIXED
+
+
+def _revert_of(exc: ContractLogicError) -> str:
+    """The decoded revert of a failed call or estimate: custom error, string or panic."""
+    data: object = exc.data
+    if isinstance(data, dict):  # some nodes nest the revert data one level deeper
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return decode_revert(HexBytes(data))
+    return exc.message or "reverted without a reason"
+
+
+def _estimate(w3: Web3, tx: TxParams, what: str) -> int:
+    try:
+        return int(w3.eth.estimate_gas(tx))
+    except ContractLogicError as exc:
+        reason = _revert_of(exc)
+        raise SimulationError(f"{what} would revert: {reason}", reason=reason) from None
+
+
+def _sign(tx: TransactionDictType, private_key: str, what: str) -> tuple[SignedTransaction, str]:
+    """Sign locally; an error never carries the key (eth_account messages may echo it)."""
+    try:
+        account = Account.from_key(private_key)
+        return account.sign_transaction(tx), str(account.address)
+    except Exception as exc:
+        raise AdapterError(
+            f"signing {what} failed ({type(exc).__name__}); check the private key"
+        ) from None
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    """The node's own error message (web3 puts the repr of the error object in str(exc))."""
+    error = (exc.rpc_response or {}).get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return str(exc.message)
+
+
+def _endpoint_url(w3: Web3) -> str:
+    return str(getattr(w3.provider, "endpoint_uri", "") or "the node")
+
+
+def _has_tx(w3: Web3, tx_hash: str) -> bool:
+    try:
+        w3.eth.get_transaction(HexBytes(tx_hash))
+    except TransactionNotFound:
+        return False
+    return True
+
+
+def _send_raw(w3: Web3, raw: bytes, tx_hash: str) -> str:
+    """Broadcast on one node; its refusals are final (no failover), transport errors are not.
+
+    A transaction the node already holds is not an error: pending ones are "already known"
+    (geth) or "transaction already imported" (anvil); a mined one is refused as "nonce too
+    low", so that answer is checked against the node's copy of this very transaction.
+    """
+    try:
+        return _hex(w3.eth.send_raw_transaction(raw))
+    except Web3RPCError as exc:
+        message = _rpc_message(exc)
+    lowered = message.lower()
+    if any(known in lowered for known in _ALREADY_KNOWN):
+        return tx_hash
+    where = f"transaction {tx_hash} refused by {_endpoint_url(w3)}: {message}"
+    if "nonce too low" in lowered:
+        if _has_tx(w3, tx_hash):
+            return tx_hash
+        raise NonceTooLowError(where)
+    if "underpriced" in lowered:
+        raise UnderpricedError(where)
+    raise AdapterError(where)
+
+
+def _priority_fee(w3: Web3) -> int:
+    response = w3.provider.make_request(RPCEndpoint("eth_maxPriorityFeePerGas"), [])
+    result = response.get("result")
+    if "error" in response or not isinstance(result, str):
+        return DEFAULT_PRIORITY_FEE
+    return int(result, 16)
+
+
+def _fee_quote(w3: Web3) -> FeeQuote:
+    base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
+    if base_fee is None:
+        raise AdapterError(f"{_endpoint_url(w3)} reports no base fee: the chain lacks EIP-1559")
+    priority = _priority_fee(w3)
+    return FeeQuote(max_fee_per_gas=2 * int(base_fee) + priority, max_priority_fee_per_gas=priority)
+
+
 class EvmAdapter:
     """A `ChainAdapter` for EVM chains over JSON-RPC (HTTP)."""
 
@@ -438,22 +580,18 @@ class EvmAdapter:
         addr = to_checksum_address(address)
         return self._call(f"localChainId() of {addr}", lambda w3: _contract_chain_id(w3, addr))
 
-    def token_balance(self, token: str, holder: str) -> int:
+    def token_balance(self, token: str, holder: str, block: int | None = None) -> int:
         tok, who = to_checksum_address(token), to_checksum_address(holder)
         return self._call(
-            f"balanceOf({who}) on token {tok}",
-            lambda w3: int(
-                w3.eth.contract(address=tok, abi=ERC20_ABI).functions.balanceOf(who).call()
-            ),
+            f"balanceOf({who}) on token {tok} at block {'latest' if block is None else block}",
+            lambda w3: _erc20_read(w3, tok, "balanceOf", [who], block),
         )
 
-    def token_supply(self, token: str) -> int:
+    def token_supply(self, token: str, block: int | None = None) -> int:
         tok = to_checksum_address(token)
         return self._call(
-            f"totalSupply() of token {tok}",
-            lambda w3: int(
-                w3.eth.contract(address=tok, abi=ERC20_ABI).functions.totalSupply().call()
-            ),
+            f"totalSupply() of token {tok} at block {'latest' if block is None else block}",
+            lambda w3: _erc20_read(w3, tok, "totalSupply", [], block),
         )
 
     # -- OutboxReader ---------------------------------------------------------------------
@@ -489,3 +627,69 @@ class EvmAdapter:
             f"delivery events of {gw} in blocks {from_block}..{to_block}",
             lambda w3: _read_outcomes(w3, gw, from_block, to_block),
         )
+
+    def simulate_delivery(self, gateway: str, batch: Sequence[SignedMessage], sender: str) -> int:
+        """`eth_estimateGas` of the batch from `sender`, plus a margin; SimulationError with
+        the decoded revert (e.g. "InsufficientSignatures()") when it would revert."""
+        gw, frm = to_checksum_address(gateway), to_checksum_address(sender)
+        tx: TxParams = {"from": frm, "to": gw, "data": delivery_calldata(batch)}
+        what = f"deliverBatch of {len(batch)} message(s) to gateway {gw} from {frm}"
+        return _gas_with_margin(self._call(what, lambda w3: _estimate(w3, tx, what)))
+
+    def sign_delivery(
+        self,
+        gateway: str,
+        batch: Sequence[SignedMessage],
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        """An EIP-1559 `deliverBatch` transaction signed locally; nothing is sent."""
+        gw = to_checksum_address(gateway)
+        if nonce < 0 or gas <= 0:
+            raise ValueError(f"a transaction needs nonce >= 0 and gas > 0, not {nonce}, {gas}")
+        if fee.max_fee_per_gas < fee.max_priority_fee_per_gas:
+            raise ValueError(f"max fee below the priority fee: {fee}")
+        tx: TransactionDictType = {
+            "type": 2,
+            "chainId": self._chain_id_cached(),
+            "nonce": nonce,
+            "to": gw,
+            "value": 0,
+            "data": delivery_calldata(batch),
+            "gas": gas,
+            "maxFeePerGas": fee.max_fee_per_gas,
+            "maxPriorityFeePerGas": fee.max_priority_fee_per_gas,
+        }
+        signed, sender = _sign(tx, private_key, f"deliverBatch to {gw} with nonce {nonce}")
+        return SignedTx(
+            tx_hash=_hex(signed.hash),
+            raw=bytes(signed.raw_transaction),
+            sender=sender,
+            nonce=nonce,
+            fee=fee,
+            gas=gas,
+        )
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast on the current healthy endpoint, failing over on transport errors only;
+        a transaction the node already has returns its hash."""
+        tx_hash = _hex(keccak(raw))
+        return self._call(f"sending transaction {tx_hash}", lambda w3: _send_raw(w3, raw, tx_hash))
+
+    def account_nonce(self, address: str, pending: bool = False) -> int:
+        who = to_checksum_address(address)
+        tag: Literal["pending", "latest"] = "pending" if pending else "latest"
+        return self._call(
+            f"{tag} nonce of {who}", lambda w3: int(w3.eth.get_transaction_count(who, tag))
+        )
+
+    def fee_quote(self) -> FeeQuote:
+        """Priority fee from `eth_maxPriorityFeePerGas` (else 1 gwei); max fee twice the
+        latest base fee plus the priority fee."""
+        return self._call("fee quote", _fee_quote)
+
+    def native_balance(self, address: str) -> int:
+        who = to_checksum_address(address)
+        return self._call(f"balance of {who}", lambda w3: int(w3.eth.get_balance(who)))
