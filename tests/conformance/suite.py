@@ -1,15 +1,19 @@
 """The adapter conformance suite: what every chain adapter must do against a real node.
 
-A family subclasses `AdapterConformance` and provides two fixtures:
+A family subclasses `AdapterConformance` and provides three fixtures:
 - `adapter`: a ChainAdapter built from the chain's RPC URLs,
 - `chain`: a `ConformanceChain` describing the deployed contracts and how to act on the
-  chain (send a `Gateway.send`, mine blocks, ask the node directly).
-The suite only talks to the chain through the adapter under test and those callables.
+  chain (send a `Gateway.send`, mine blocks, ask the node directly),
+- `route`: a `DeliveryRoute` from `chain` to a second chain of the family, wired to it by
+  the token bridges, with a relayer account and a way to attest messages.
+The suite only talks to the chains through the adapter under test and those callables.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,9 +22,16 @@ import pytest
 from adapters.base import (
     AdapterError,
     ChainAdapter,
+    DeliveryStatus,
     EndpointUnavailableError,
     FinalityPolicy,
     Message,
+    NonceTooLowError,
+    ObservedMessage,
+    Receipt,
+    SignedMessage,
+    SignedTx,
+    SimulationError,
 )
 
 HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
@@ -62,8 +73,77 @@ class ConformanceChain:
     dead_urls: Sequence[str] = ("http://127.0.0.1:1", "http://127.0.0.1:9")
 
 
+@dataclass(frozen=True)
+class DeliveryRoute:
+    """Two chains of one family wired together, as the suite's delivery tests see them.
+
+    `source` is the chain of the `chain` fixture. The relayer account is used by nothing but
+    these tests, so its nonces are the suite's own.
+    """
+
+    source: ConformanceChain
+    destination: ConformanceChain
+    relayer_key: str
+    relayer_address: str
+    # bridges `amount` of the source's token to `to` on the destination: a real transfer
+    # whose message goes from the source bridge to the destination bridge
+    transfer: Callable[[str, int], SentMessage]
+    # the destination's wrapped copy of the source's token
+    wrapped_token: str
+    # signatures of `count` validators of the destination's set over (message id, epoch),
+    # in the order the destination gateway takes them
+    attest: Callable[[bytes, int, int], list[bytes]]
+    receipt_timeout: float = 30.0
+
+
+def _observed(adapter: ChainAdapter, chain: ConformanceChain, sent: SentMessage) -> ObservedMessage:
+    found = adapter.messages(chain.gateway, sent.block_number, sent.block_number)
+    ours = [m for m in found if m.tx_hash == sent.tx_hash]
+    assert len(ours) == 1, f"{sent.tx_hash} sent {len(ours)} messages"
+    return ours[0]
+
+
+def _attested(
+    dst: ChainAdapter, route: DeliveryRoute, message: Message, count: int | None = None
+) -> SignedMessage:
+    config = dst.gateway_config(route.destination.gateway)
+    count = config.threshold if count is None else count
+    return SignedMessage(message, tuple(route.attest(message.id, config.epoch, count)))
+
+
+def _wait_receipt(adapter: ChainAdapter, tx_hash: str, timeout: float) -> Receipt:
+    deadline = time.monotonic() + timeout
+    while (receipt := adapter.receipt(tx_hash)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no receipt for {tx_hash} within {timeout:g}s")
+        time.sleep(0.1)
+    return receipt
+
+
+def _signed_delivery(
+    dst: ChainAdapter, route: DeliveryRoute, batch: Sequence[SignedMessage]
+) -> SignedTx:
+    gas = dst.simulate_delivery(route.destination.gateway, batch, route.relayer_address)
+    nonce = dst.account_nonce(route.relayer_address, pending=True)
+    fee = dst.fee_quote()
+    return dst.sign_delivery(route.destination.gateway, batch, route.relayer_key, nonce, fee, gas)
+
+
+def _foreign_message(route: DeliveryRoute, chain: ConformanceChain) -> Message:
+    """A well-formed message for the destination that no source ever sent."""
+    return Message(
+        src_chain_id=route.source.chain_id,
+        dst_chain_id=route.destination.chain_id,
+        nonce=2**62 + secrets.randbelow(2**32),
+        sender=chain.fresh_address(),
+        recipient=chain.fresh_address(),
+        payload=b"never sent",
+    )
+
+
 class AdapterConformance:
-    """Subclass with fixtures `adapter` and `chain`; every test here must pass unchanged."""
+    """Subclass with fixtures `adapter`, `chain` and `route`; every test here must pass
+    unchanged."""
 
     # -- identity and health ----------------------------------------------------------
 
@@ -263,3 +343,150 @@ class AdapterConformance:
         reports = other.probe_endpoints()
         assert [r.url for r in reports] == dead
         assert all(r.chain_id is None and r.error for r in reports)
+
+    # -- reads at a block ---------------------------------------------------------------
+
+    def test_token_reads_at_a_block(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
+        holder = chain.fresh_address()
+        before = adapter.head().number
+        supply = adapter.token_supply(chain.token, block=before)
+        chain.mint_tokens(holder, 777)
+        assert adapter.token_supply(chain.token) == supply + 777
+        assert adapter.token_supply(chain.token, block=before) == supply
+        assert adapter.token_balance(chain.token, holder) == 777
+        assert adapter.token_balance(chain.token, holder, block=before) == 0
+
+    # -- accounts and fees --------------------------------------------------------------
+
+    def test_accounts_and_fees(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        fresh = chain.fresh_address()
+        assert adapter.native_balance(fresh) == 0
+        assert adapter.account_nonce(fresh) == 0
+        assert adapter.account_nonce(fresh, pending=True) == 0
+        assert adapter.native_balance(route.relayer_address) > 0
+        fee = adapter.fee_quote()
+        assert fee.max_fee_per_gas >= fee.max_priority_fee_per_gas >= 0
+        assert fee.max_fee_per_gas > 0
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def test_deliver_a_transfer(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        """Bridge a transfer, simulate, sign, send and confirm its delivery; sending the
+        same transaction again is not an error."""
+        dst, dest = type(adapter)(route.destination.rpc_urls, timeout=5.0), route.destination
+        recipient = chain.fresh_address()
+        sent = route.transfer(recipient, 4242)
+        observed = _observed(adapter, chain, sent)
+        message = observed.message
+        assert message.dst_chain_id == dest.chain_id
+        assert chain.same_address(message.sender, sent.sender)
+        assert dest.same_address(message.recipient, sent.recipient)
+        assert message.payload == sent.payload
+        assert dst.is_delivered(dest.gateway, message.id) is False
+
+        before = dst.head().number
+        supply = dst.token_supply(route.wrapped_token)
+        nonce = dst.account_nonce(route.relayer_address)
+        batch = [_attested(dst, route, message)]
+        gas = dst.simulate_delivery(dest.gateway, batch, route.relayer_address)
+        assert gas > 21_000
+        fee = dst.fee_quote()
+        signed = dst.sign_delivery(dest.gateway, batch, route.relayer_key, nonce, fee, gas)
+        assert HASH_RE.match(signed.tx_hash)
+        assert dest.same_address(signed.sender, route.relayer_address)
+        assert (signed.nonce, signed.fee, signed.gas) == (nonce, fee, gas)
+        assert dst.account_nonce(route.relayer_address, pending=True) == nonce  # nothing sent
+
+        assert dst.send_raw(signed.raw) == signed.tx_hash
+        assert dst.send_raw(signed.raw) == signed.tx_hash  # pending or mined: not an error
+        receipt = _wait_receipt(dst, signed.tx_hash, route.receipt_timeout)
+        assert receipt.success
+        assert dst.send_raw(signed.raw) == signed.tx_hash  # mined: still not an error
+        assert dst.account_nonce(route.relayer_address) == nonce + 1
+
+        assert dst.is_delivered(dest.gateway, message.id) is True
+        outcomes = dst.delivery_outcomes(dest.gateway, receipt.block_number, receipt.block_number)
+        ours = [o for o in outcomes if o.message_id == message.id]
+        assert [(o.status, o.tx_hash) for o in ours] == [(DeliveryStatus.DELIVERED, signed.tx_hash)]
+        assert ours[0].block_number == receipt.block_number
+
+        assert dst.token_balance(route.wrapped_token, recipient) == 4242
+        assert dst.token_balance(route.wrapped_token, recipient, block=before) == 0
+        assert dst.token_supply(route.wrapped_token) == supply + 4242
+        assert dst.token_supply(route.wrapped_token, block=before) == supply
+
+    def test_recipient_failure_is_an_outcome(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        """The destination bridge refuses a message that no bridge sent: the delivery
+        transaction succeeds and reports the message as failed, not delivered. The send
+        goes through a dead endpoint first (transport errors fail over)."""
+        dest = route.destination
+        sent = chain.send_message(dest.chain_id, dest.bridge, b"not a transfer")
+        message = _observed(adapter, chain, sent).message
+        dst = type(adapter)([chain.dead_urls[0], *dest.rpc_urls], timeout=5.0)
+        signed = _signed_delivery(dst, route, [_attested(dst, route, message)])
+        assert dst.send_raw(signed.raw) == signed.tx_hash
+        receipt = _wait_receipt(dst, signed.tx_hash, route.receipt_timeout)
+        assert receipt.success
+        outcomes = dst.delivery_outcomes(dest.gateway, receipt.block_number, receipt.block_number)
+        (failed,) = [o for o in outcomes if o.message_id == message.id]
+        assert failed.status is DeliveryStatus.FAILED
+        assert failed.tx_hash == signed.tx_hash and failed.reason
+        assert dst.is_delivered(dest.gateway, message.id) is False
+
+    def test_simulation_refuses_bad_signatures(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        dst, dest = type(adapter)(route.destination.rpc_urls, timeout=5.0), route.destination
+        message = _foreign_message(route, chain)
+        pending = dst.account_nonce(route.relayer_address, pending=True)
+        one = [_attested(dst, route, message, count=1)]
+        with pytest.raises(SimulationError) as raised:
+            dst.simulate_delivery(dest.gateway, one, route.relayer_address)
+        assert "InsufficientSignatures" in raised.value.reason
+        text = str(raised.value)
+        assert dest.gateway.lower() in text.lower() and "1 message" in text
+        assert "InsufficientSignatures" in text
+
+        good = _attested(dst, route, message)
+        swapped = [SignedMessage(message, tuple(reversed(good.signatures)))]
+        with pytest.raises(SimulationError) as raised:
+            dst.simulate_delivery(dest.gateway, swapped, route.relayer_address)
+        assert "SignersNotAscending" in raised.value.reason
+        assert dst.account_nonce(route.relayer_address, pending=True) == pending
+
+    def test_send_refuses_a_used_nonce(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        """A transaction at a nonce the account already used (and that the node never saw)
+        is refused as NonceTooLowError."""
+        chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"n")
+        batch = [SignedMessage(_foreign_message(route, chain), (b"\x00" * 65,))]
+        signed = adapter.sign_delivery(
+            chain.gateway, batch, chain.funded_key, 0, adapter.fee_quote(), 300_000
+        )
+        with pytest.raises(NonceTooLowError):
+            adapter.send_raw(signed.raw)
+
+    def test_send_refuses_garbage(self, adapter: ChainAdapter) -> None:
+        with pytest.raises(AdapterError) as raised:
+            adapter.send_raw(b"\x02not a transaction")
+        assert not isinstance(raised.value, EndpointUnavailableError)
+
+    def test_signing_keeps_the_key_secret(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        batch = [SignedMessage(_foreign_message(route, chain), ())]
+        fee = adapter.fee_quote()
+        bad_key = "0x" + "5e" * 31 + "zz"
+        with pytest.raises((AdapterError, ValueError)) as raised:
+            adapter.sign_delivery(chain.gateway, batch, bad_key, 0, fee, 100_000)
+        assert "5e5e5e" not in str(raised.value)
+        signed = adapter.sign_delivery(chain.gateway, batch, route.relayer_key, 7, fee, 100_000)
+        key_body = route.relayer_key.lower().removeprefix("0x")
+        assert key_body not in repr(signed).lower()

@@ -1,5 +1,6 @@
 """The conformance suite for the EVM adapter on anvil, plus EVM-only checks (quorum,
-delivery outcomes through a real signed delivery)."""
+delivery outcomes through a real signed delivery, the attestation digest against the
+deployed Gateway, and how anvil's transaction pool answers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 from web3 import Web3
@@ -37,11 +39,19 @@ from adapters.evm.devnet import (
     start_anvil,
 )
 from adapters.registry import create_adapter
-from tests.conformance.suite import AdapterConformance, ConformanceChain, SentMessage
+from hub.domain.attestation import attestation_digest, sign_digest
+from tests.conformance.suite import (
+    AdapterConformance,
+    ConformanceChain,
+    DeliveryRoute,
+    SentMessage,
+)
 
 # Conformance messages go to a chain id no devnet has, so no relayer ever delivers them.
 NOWHERE_CHAIN_ID = 4_242_424
 SENDER = DEV_ACCOUNTS[3]  # a spare account: the relayer and deployer keys stay untouched
+RELAYER = DEV_ACCOUNTS[6]  # the suite's delivery tests relay with a key no other test uses
+TRANSFER_TYPES = ["uint64", "address", "address", "address", "uint256"]
 
 
 def _fresh_address() -> str:
@@ -90,6 +100,27 @@ class EvmChain:
         tx.send(self.token.functions.mint(to_checksum_address(holder), amount), "mint")
         tx.wait()
 
+    def transfer(self, destination: DevnetChain, to: str, amount: int) -> SentMessage:
+        """Bridge `amount` ITT (minted for the purpose) to `to` on `destination`."""
+        bridge = contract(self.w3, "TokenBridge", self.chain.deployment.bridge)
+        home_token, recipient = self.token.address, to_checksum_address(to)
+        tx = Transactor(self.w3, SENDER.private_key)
+        tx.send(self.token.functions.mint(SENDER.address, amount), "mint")
+        tx.send(self.token.functions.approve(bridge.address, amount), "approve")
+        tx.wait()  # bridgeOut is estimated against the approval
+        out = bridge.functions.bridgeOut(home_token, destination.chain_id, recipient, amount)
+        tx.send(out, "bridgeOut")
+        receipt = tx.wait()[-1]
+        fields = [self.chain.chain_id, home_token, SENDER.address, recipient, amount]
+        return SentMessage(
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            sender=bridge.address,
+            dst_chain_id=destination.chain_id,
+            recipient=destination.deployment.bridge,
+            payload=abi_encode(TRANSFER_TYPES, fields),
+        )
+
     def describe(self, threshold: int) -> ConformanceChain:
         dep = self.chain.deployment
         return ConformanceChain(
@@ -124,6 +155,29 @@ def chain(evm_chain: EvmChain, anvil_devnet: Devnet) -> ConformanceChain:
 @pytest.fixture
 def adapter(chain: ConformanceChain) -> EvmAdapter:
     return EvmAdapter(chain.rpc_urls, timeout=5.0)
+
+
+def attest(destination: DevnetChain, message_id: bytes, epoch: int, count: int) -> list[bytes]:
+    """Signatures of the first `count` devnet validators, ordered by signer address as the
+    gateway requires, made with the hub's own digest and signing code."""
+    gateway = destination.deployment.gateway
+    digest = attestation_digest(message_id, epoch, destination.chain_id, gateway)
+    signers = sorted(VALIDATORS[:count], key=lambda v: int(v.address, 16))
+    return [sign_digest(digest, v.private_key) for v in signers]
+
+
+@pytest.fixture(scope="module")
+def route(evm_chain: EvmChain, chain: ConformanceChain, anvil_devnet: Devnet) -> DeliveryRoute:
+    beta = anvil_devnet.chain("beta")
+    return DeliveryRoute(
+        source=chain,
+        destination=EvmChain(beta).describe(anvil_devnet.threshold),
+        relayer_key=RELAYER.private_key,
+        relayer_address=RELAYER.address,
+        transfer=lambda to, amount: evm_chain.transfer(beta, to, amount),
+        wrapped_token=evm_chain.chain.wrapped_tokens["beta"],
+        attest=lambda message_id, epoch, count: attest(beta, message_id, epoch, count),
+    )
 
 
 class TestEvmConformance(AdapterConformance):
