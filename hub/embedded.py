@@ -1,4 +1,4 @@
-"""The embedded form: local chains, the API and (later) the task loops in one process."""
+"""The embedded form: local chains, the API and the relay loop in one process."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from hub.api.app import create_app
 from hub.db.engine import transaction
 from hub.db.migrate import upgrade
 from hub.domain.errors import HubError
 from hub.logs import configure
+from hub.relay_loop import RelayLoop
 from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
+from hub.services.relay.context import RelayContext
+from hub.services.relay.validator import Validator
 from hub.settings import Settings
 
 log = logging.getLogger("hub.embedded")
@@ -32,35 +36,49 @@ def run(
     """Start everything, print how to reach it, serve until Ctrl-C, then stop what it started."""
     configure(settings.log_level)
     with ExitStack() as stack:
-        devnet_file = _start_devnet(stack, settings.state_dir, chains, base_port, block_time)
+        devnet = _start_devnet(stack, settings, chains, base_port, block_time)
         upgrade(settings.database_url)
         app = create_app(settings)
-        if devnet_file is not None:
-            _register(app.state.sessionmaker, settings, json.loads(devnet_file.read_text()))
-        _announce(settings, host, port, devnet_file)
+        if devnet is not None:
+            _register(app.state.sessionmaker, settings, devnet)
+        loop = _start_relay(settings, devnet)
+        stack.callback(loop.stop)
+        _announce(settings, host, port, devnet is not None)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         try:
             uvicorn.Server(config).run()
         except KeyboardInterrupt:
-            pass  # Ctrl-C is how this mode stops; the ExitStack stops the chains
+            pass  # Ctrl-C is how this mode stops; the ExitStack stops the rest
         finally:
             app.state.engine.dispose()
         print("Stopped.", flush=True)
 
 
 def _start_devnet(
-    stack: ExitStack, state_dir: Path, chains: int, base_port: int, block_time: float
-) -> Path | None:
+    stack: ExitStack, settings: Settings, chains: int, base_port: int, block_time: float
+) -> dict[str, Any] | None:
     if chains == 0:
         return None
     from adapters.evm.devnet import up
 
+    _fresh_database(settings)
     try:
-        net = up(chains, base_port, state_dir, block_time=block_time)
+        net = up(chains, base_port, settings.state_dir, block_time=block_time)
     except Exception as exc:  # the devnet says what went wrong in plain words
         raise StartError(f"could not start the local chains: {exc}") from None
     stack.callback(net.stop)
-    return state_dir / "devnet.json"
+    return dict(json.loads(net.json_path.read_text()))
+
+
+def _fresh_database(settings: Settings) -> None:
+    """New local chains start from block 0: a SQLite file left by an earlier run describes
+    chains that no longer exist, so it goes (a database you named yourself is kept)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        path = Path(url.database)
+        if path.parent.resolve() == settings.state_dir.resolve():
+            for stale in path.parent.glob(path.name + "*"):
+                stale.unlink()
 
 
 def _register(factory: Any, settings: Settings, devnet: dict[str, Any]) -> None:
@@ -73,7 +91,22 @@ def _register(factory: Any, settings: Settings, devnet: dict[str, Any]) -> None:
     log.info("registered local chains", extra={"chains": added})
 
 
-def _announce(settings: Settings, host: str, port: int, devnet_file: Path | None) -> None:
+def _start_relay(settings: Settings, devnet: dict[str, Any] | None) -> RelayLoop:
+    """Keys from the environment, else the devnet's dev accounts."""
+    accounts = devnet["accounts"] if devnet else []
+    relayer = settings.relayer_key.get_secret_value() if settings.relayer_key else None
+    relayer = relayer or next((a["private_key"] for a in accounts if a["role"] == "relayer"), None)
+    if settings.validator_key is not None:
+        keys = [settings.validator_key.get_secret_value()]
+    else:
+        keys = [a["private_key"] for a in accounts if a["role"] == "validator"]
+    validators = [Validator(k, settings.validator_rpc_urls) for k in keys]
+    loop = RelayLoop(RelayContext.start(settings), relayer, validators)
+    loop.start()
+    return loop
+
+
+def _announce(settings: Settings, host: str, port: int, with_devnet: bool) -> None:
     token = settings.admin_token.get_secret_value() if settings.admin_token else "(none)"
     lines = [
         "",
@@ -82,7 +115,7 @@ def _announce(settings: Settings, host: str, port: int, devnet_file: Path | None
         f"  admin token:  {token}",
         f"  database:     {settings.database_url}",
     ]
-    if devnet_file is not None:
-        lines.append(f"  devnet:       {devnet_file.resolve()}")
+    if with_devnet:
+        lines.append(f"  devnet:       {(settings.state_dir / 'devnet.json').resolve()}")
     lines.append("Press Ctrl-C to stop everything.")
     print("\n".join(lines), flush=True)

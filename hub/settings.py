@@ -35,6 +35,27 @@ class Settings(BaseSettings):
     rpc_denied_hosts: list[str] = Field(default_factory=list)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
 
+    # Relaying. Keys come from the environment only; they are never stored or logged.
+    relayer_key: SecretStr | None = Field(default=None, description="Key that sends deliveries")
+    validator_key: SecretStr | None = Field(default=None, description="This validator's key")
+    validator_rpc_urls: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="A validator's own RPC URLs by chain name (default: the registered ones)",
+    )
+    validator_queues: list[str] = Field(
+        default_factory=lambda: ["validator-1", "validator-2", "validator-3"],
+        description="The queues beat sends attestation work to, one per validator worker",
+    )
+    tick_seconds: float = Field(default=0.5, gt=0)
+    scan_range: int = Field(default=500, ge=1, description="Most blocks read in one scan")
+    batch_size: int = Field(default=50, ge=1, le=500)
+    max_in_flight: int = Field(default=4, ge=1, description="Delivery txs pending per chain+key")
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    stuck_after_seconds: float = Field(default=12.0, gt=0)
+    fee_bump_percent: int = Field(default=25, ge=10)
+    max_fee_cap_gwei: int = Field(default=500, ge=1)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     state_dir: Path = DEFAULT_STATE_DIR

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
 from hub.db.engine import make_engine
-from hub.db.models import Base
+from hub.db.models import Base, UtcDateTime
 from hub.settings import Settings
 
 config = context.config
@@ -17,12 +19,20 @@ def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or Settings().database_url
 
 
+def _render_item(kind: str, obj: Any, _context: Any) -> str | bool:
+    """Migrations name plain SQLAlchemy types, never the hub's own decorators."""
+    if kind == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
 
 

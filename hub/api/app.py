@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from hub.api.routers import assets, chains, health, routes
+from hub.api.routers import alerts, assets, chains, health, messages, routes
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.domain.errors import HubError
 from hub.settings import Settings
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    for module in (health, chains, routes, assets):
+    for module in (health, chains, routes, assets, messages, alerts):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

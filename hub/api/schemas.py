@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from adapters.base import FinalityPolicy
-from hub.db.models import Asset, Chain, Route
+from hub.db.models import Asset, Chain, Message, Route, Transfer
 from hub.services.netpolicy import redact_url
 
 ChainName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["alpha"])]
@@ -145,6 +145,9 @@ class SupplyOut(BaseModel):
     wrapped: dict[str, str | None]
     in_flight: str
     balanced: bool | None
+    as_of: dict[str, int] = Field(
+        default_factory=dict, description="the block each chain was read at (its settled block)"
+    )
     errors: dict[str, str] = Field(default_factory=dict)
 
 
@@ -180,3 +183,149 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class StepOut(BaseModel):
+    state: str
+    at: datetime
+    detail: str | None
+
+
+class AttestationOut(BaseModel):
+    validator: str
+    epoch: int
+    signature: str
+    created_at: datetime
+
+
+class TransferOut(BaseModel):
+    message_id: str
+    state: str
+    asset: str | None
+    amount: str = Field(description="base units, as a decimal string")
+    sender: str
+    recipient: str
+    src_chain: str | None
+    dst_chain: str | None
+    src_chain_id: int
+    dst_chain_id: int
+    home_chain_id: int
+    home_token: str
+    src_tx_hash: str
+    dst_tx_hash: str | None
+    timeline: list[StepOut]
+
+    @classmethod
+    def of(cls, transfer: Transfer, names: dict[int, str]) -> TransferOut:
+        m = transfer.message
+        return cls(
+            message_id=m.id,
+            state=m.state,
+            asset=transfer.asset.symbol if transfer.asset else None,
+            amount=transfer.amount,
+            sender=transfer.sender,
+            recipient=transfer.recipient,
+            src_chain=names.get(m.src_chain_id),
+            dst_chain=names.get(m.dst_chain_id),
+            src_chain_id=m.src_chain_id,
+            dst_chain_id=m.dst_chain_id,
+            home_chain_id=transfer.home_chain_id,
+            home_token=transfer.home_token,
+            src_tx_hash=m.src_tx_hash,
+            dst_tx_hash=m.dst_tx_hash if m.state == "delivered" else None,
+            timeline=[StepOut(state=e.state, at=e.at, detail=e.detail) for e in m.events],
+        )
+
+
+class MessageOut(BaseModel):
+    id: str
+    state: str
+    version: int
+    src_chain: str | None
+    dst_chain: str | None
+    src_chain_id: int
+    dst_chain_id: int
+    nonce: int
+    sender: str
+    recipient: str
+    payload: str
+    src_tx_hash: str
+    src_block_number: int
+    src_block_hash: str
+    src_log_index: int
+    dst_tx_hash: str | None = Field(description="the delivery transaction (the last one tried)")
+    dst_block_number: int | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    timeline: list[StepOut]
+    attestations: list[AttestationOut]
+    transfer: TransferOut | None = None
+
+    @classmethod
+    def of(cls, m: Message, names: dict[int, str]) -> MessageOut:
+        return cls(
+            id=m.id,
+            state=m.state,
+            version=m.version,
+            src_chain=names.get(m.src_chain_id),
+            dst_chain=names.get(m.dst_chain_id),
+            src_chain_id=m.src_chain_id,
+            dst_chain_id=m.dst_chain_id,
+            nonce=m.nonce,
+            sender=m.sender,
+            recipient=m.recipient,
+            payload="0x" + m.payload.hex(),
+            src_tx_hash=m.src_tx_hash,
+            src_block_number=m.src_block_number,
+            src_block_hash=m.src_block_hash,
+            src_log_index=m.src_log_index,
+            dst_tx_hash=m.dst_tx_hash,
+            dst_block_number=m.dst_block_number,
+            attempts=m.attempts,
+            next_attempt_at=m.next_attempt_at,
+            last_error=m.last_error,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            timeline=[StepOut(state=e.state, at=e.at, detail=e.detail) for e in m.events],
+            attestations=[
+                AttestationOut(
+                    validator=a.validator,
+                    epoch=a.epoch,
+                    signature=a.signature,
+                    created_at=a.created_at,
+                )
+                for a in m.attestations
+            ],
+            transfer=TransferOut.of(m.transfer, names) if m.transfer else None,
+        )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class AttestationIn(Input):
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65 bytes, 0x-hex")
+
+
+class AttestationAccepted(BaseModel):
+    message_id: str
+    signer: str
+    state: str
+
+
+class AssetPatch(Input):
+    paused: bool
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    subject: str
+    message: str
+    at: datetime

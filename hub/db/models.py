@@ -252,7 +252,14 @@ class Cursor(Base):
     chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
+    # The chain's final block when the scan last promoted: every message at or below
+    # min(block_number, final_block) is settled as finalized or orphaned.
+    final_block: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def settled_block(self) -> int:
+        return min(self.block_number, self.final_block)
 
 
 class ValidatorSet(Base):
@@ -279,7 +286,9 @@ class Delivery(Base):
     tx_nonce: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
     raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    gas: Mapped[int] = mapped_column(BigInteger)
     max_fee: Mapped[str] = mapped_column(String(80))
+    priority_fee: Mapped[str] = mapped_column(String(80))
     message_ids: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, default=None)

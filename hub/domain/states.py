@@ -41,11 +41,13 @@ _MS = MessageState
 MESSAGE_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     _MS.OBSERVED: frozenset({_MS.FINALIZED, _MS.ORPHANED, _MS.REJECTED}),
     _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, _MS.DELIVERED}),
-    _MS.ATTESTED: frozenset({_MS.SUBMITTED, _MS.REJECTED, _MS.DELIVERED}),
+    # Back to finalized when the destination's validator set changes under it.
+    _MS.ATTESTED: frozenset({_MS.SUBMITTED, _MS.REJECTED, _MS.DELIVERED, _MS.FINALIZED}),
     # A delivery seen on-chain wins from any live state: someone else may have relayed it.
     _MS.SUBMITTED: frozenset({_MS.DELIVERED, _MS.FAILED, _MS.ATTESTED}),
-    _MS.FAILED: frozenset({_MS.ATTESTED, _MS.DELIVERED}),
-    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED}),
+    # A failed message waiting out its backoff is sent again from failed.
+    _MS.FAILED: frozenset({_MS.ATTESTED, _MS.DELIVERED, _MS.SUBMITTED, _MS.FINALIZED}),
+    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED, _MS.DELIVERED}),
     _MS.DELIVERED: frozenset(),
     _MS.ORPHANED: frozenset(),
 }

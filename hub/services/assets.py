@@ -95,35 +95,12 @@ def get_asset(session: Session, symbol: str) -> Asset:
     return asset
 
 
-@dataclass(frozen=True)
-class SupplyView:
-    """An asset's supply as the chains report it now."""
-
-    locked_at_home: int | None
-    wrapped: dict[str, int | None]
-    in_flight: int
-    balanced: bool | None
-    errors: dict[str, str]
-
-
-def read_supply(asset: Asset, in_flight: int, timeout: float) -> SupplyView:
-    """Locked at home (the bridge's balance) against the wrapped supplies plus what is in flight."""
-    errors: dict[str, str] = {}
-    locked: int | None = None
-    home = asset.home_chain
-    try:
-        locked = chain_adapter(home, timeout).token_balance(asset.home_token, home.bridge_address)
-    except AdapterError as exc:
-        errors[home.name] = scrub(str(exc), home.rpc_urls)
-    wrapped: dict[str, int | None] = {}
-    for dep in asset.deployments:
-        try:
-            wrapped[dep.chain.name] = chain_adapter(dep.chain, timeout).token_supply(
-                dep.token_address
-            )
-        except AdapterError as exc:
-            wrapped[dep.chain.name] = None
-            errors[dep.chain.name] = scrub(str(exc), dep.chain.rpc_urls)
-    known = locked is not None and all(v is not None for v in wrapped.values())
-    balanced = (locked == sum(v or 0 for v in wrapped.values()) + in_flight) if known else None
-    return SupplyView(locked, wrapped, in_flight, balanced, errors)
+def set_asset_paused(
+    session: Session, asset: Asset, paused: bool, actor: str, reason: str | None
+) -> Asset:
+    asset.status = AssetStatus.PAUSED if paused else AssetStatus.ACTIVE
+    asset.status_reason = reason if paused else None
+    session.flush()
+    action = "asset.pause" if paused else "asset.resume"
+    audit.record(session, actor, action, f"asset:{asset.symbol}", reason=reason)
+    return asset

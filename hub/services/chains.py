@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from adapters.base import AdapterError, ChainAdapter, FinalityPolicy
+from adapters.base import AdapterError, BlockRef, ChainAdapter, FinalityPolicy
 from adapters.registry import UnknownFamilyError, create_adapter
-from hub.db.models import Chain, Route
+from hub.db.models import Chain, Cursor, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import ChainStatus, RouteStatus
 from hub.services import audit
@@ -79,7 +79,8 @@ def register_chain(
     verify_endpoints(adapter, spec.rpc_urls, spec.chain_id)
     verify_contract(adapter, gateway, "gateway", spec.chain_id, spec.rpc_urls)
     verify_contract(adapter, bridge, "bridge", spec.chain_id, spec.rpc_urls)
-    verify_finality(adapter, spec.finality, spec.rpc_urls)
+    final = verify_finality(adapter, spec.finality, spec.rpc_urls)
+    head = adapter.head()
     chain = Chain(
         name=spec.name,
         chain_id=spec.chain_id,
@@ -92,6 +93,15 @@ def register_chain(
     )
     session.add(chain)
     session.flush()
+    # Messages are relayed from the block the hub started watching the chain at.
+    session.add(
+        Cursor(
+            chain_id=chain.id,
+            block_number=head.number,
+            block_hash=head.hash,
+            final_block=final.number,
+        )
+    )
     audit.record(session, actor, "chain.register", f"chain:{spec.name}", chain_id=spec.chain_id)
     return chain
 
@@ -159,9 +169,9 @@ def verify_contract(
         )
 
 
-def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy, rpc_urls: list[str]) -> None:
+def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy, rpc_urls: list[str]) -> BlockRef:
     try:
-        adapter.finalized_block(policy)
+        return adapter.finalized_block(policy)
     except AdapterError as exc:
         error = scrub(str(exc), rpc_urls)
         raise CheckFailedError(

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 20:21:47.004952
+Create Date: 2026-11-26 20:32:04.356794
 """
 
 from collections.abc import Sequence
@@ -39,7 +39,9 @@ def upgrade() -> None:
         sa.Column("tx_nonce", sa.BigInteger(), nullable=False),
         sa.Column("tx_hash", sa.String(length=66), nullable=False),
         sa.Column("raw_tx", sa.LargeBinary(), nullable=False),
+        sa.Column("gas", sa.BigInteger(), nullable=False),
         sa.Column("max_fee", sa.String(length=80), nullable=False),
+        sa.Column("priority_fee", sa.String(length=80), nullable=False),
         sa.Column("message_ids", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
@@ -119,6 +121,7 @@ def upgrade() -> None:
         sa.Column("chain_id", sa.Integer(), nullable=False),
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("block_hash", sa.String(length=66), nullable=False),
+        sa.Column("final_block", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["chain_id"], ["chains.id"], name=op.f("fk_cursors_chain_id_chains")

@@ -1,12 +1,14 @@
-"""/v1/assets: tokens at home and their wrapped deployments, with live supply."""
+"""/v1/assets: tokens at home and their wrapped deployments, with their supply."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hub.api.deps import AdminDep, SessionDep, SettingsDep, commit
-from hub.api.schemas import AssetCreate, AssetOut, SupplyOut
+from hub.api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, commit
+from hub.api.schemas import AssetCreate, AssetOut, AssetPatch, SupplyOut
 from hub.services import assets as svc
+from hub.services.chains import chain_adapter
+from hub.services.relay.supply import check_asset
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -28,17 +30,31 @@ def list_assets(session: SessionDep) -> list[AssetOut]:
 
 @router.get("/{symbol}", response_model=AssetOut)
 def get_asset(symbol: str, session: SessionDep, settings: SettingsDep) -> AssetOut:
-    """The asset with its supply read from the chains now."""
+    """The asset with its supply: locked at home, wrapped on each chain, in flight, each chain
+    read at the block up to which the hub has recorded every transfer (`as_of`)."""
     asset = svc.get_asset(session, symbol)
-    view = svc.read_supply(asset, in_flight=0, timeout=settings.rpc_timeout)
+    check = check_asset(session, asset, lambda c: chain_adapter(c, settings.rpc_timeout))
     supply = SupplyOut(
-        locked_at_home=_text(view.locked_at_home),
-        wrapped={k: _text(v) for k, v in view.wrapped.items()},
-        in_flight=str(view.in_flight),
-        balanced=view.balanced,
-        errors=view.errors,
+        locked_at_home=_text(check.locked),
+        wrapped={k: _text(v) for k, v in check.wrapped.items()},
+        in_flight=str(check.in_flight),
+        balanced=check.balanced,
+        as_of=check.as_of,
+        errors=check.errors,
     )
     return AssetOut.of(asset, supply)
+
+
+@router.patch("/{symbol}", response_model=AssetOut)
+def update_asset(
+    symbol: str, body: AssetPatch, session: SessionDep, principal: OperatorDep
+) -> AssetOut:
+    """Pause an asset (its transfers wait) or resume it after a supply mismatch is explained."""
+    asset = svc.set_asset_paused(
+        session, svc.get_asset(session, symbol), body.paused, principal.actor, body.reason
+    )
+    commit(session)
+    return AssetOut.of(asset)
 
 
 def _text(value: int | None) -> str | None:

@@ -1,0 +1,109 @@
+"""/v1/messages and /v1/transfers: where every message and transfer stands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.api.deps import OperatorDep, SessionDep, commit
+from hub.api.schemas import (
+    AttestationAccepted,
+    AttestationIn,
+    MessageOut,
+    MessagePage,
+    TransferOut,
+)
+from hub.db.models import Chain
+from hub.domain.errors import InvalidInputError
+from hub.services import messages as svc
+from hub.services.relay.attestations import record_attestation
+from hub.services.relay.retry import retry_message
+
+router = APIRouter(tags=["messages"])
+
+
+def chain_names(session: Session) -> dict[int, str]:
+    return {cid: name for cid, name in session.execute(select(Chain.chain_id, Chain.name))}
+
+
+def _chain_id(session: Session, value: str | None, field: str) -> int | None:
+    """A chain given by name or by chain id."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    found = session.scalar(select(Chain.chain_id).where(Chain.name == value))
+    if found is None:
+        raise InvalidInputError(f"{field}: no chain named {value!r}")
+    return int(found)
+
+
+@router.get("/v1/messages", response_model=MessagePage)
+def list_messages(
+    session: SessionDep,
+    state: str | None = None,
+    src: Annotated[str | None, Query(description="source chain name or id")] = None,
+    dst: Annotated[str | None, Query(description="destination chain name or id")] = None,
+    sender: str | None = None,
+    src_tx_hash: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> MessagePage:
+    """Messages, newest first, filtered; follow `next_cursor` for the next page."""
+    where = svc.MessageFilter(
+        state=state,
+        src_chain_id=_chain_id(session, src, "src"),
+        dst_chain_id=_chain_id(session, dst, "dst"),
+        sender=sender,
+        src_tx_hash=src_tx_hash,
+    )
+    rows, next_cursor = svc.list_messages(session, where, limit, cursor)
+    names = chain_names(session)
+    return MessagePage(items=[MessageOut.of(m, names) for m in rows], next_cursor=next_cursor)
+
+
+@router.get("/v1/messages/{message_id}", response_model=MessageOut)
+def get_message(message_id: str, session: SessionDep) -> MessageOut:
+    """A message's state, timeline, transactions, attestations and last error."""
+    return MessageOut.of(svc.get_message(session, message_id), chain_names(session))
+
+
+@router.post(
+    "/v1/messages/{message_id}/attestations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AttestationAccepted,
+)
+def post_attestation(
+    message_id: str, body: AttestationIn, session: SessionDep
+) -> AttestationAccepted:
+    """A validator's signature; kept only if it recovers to a member of the current set."""
+    message = svc.get_message(session, message_id)
+    signer = record_attestation(session, message, bytes.fromhex(body.signature[2:]))
+    commit(session)
+    return AttestationAccepted(message_id=message.id, signer=signer, state=message.state)
+
+
+@router.post("/v1/messages/{message_id}/retry", response_model=MessageOut)
+def retry(message_id: str, session: SessionDep, principal: OperatorDep) -> MessageOut:
+    """Put a failed (or rejected) message back in line, attempts from zero."""
+    message = retry_message(session, svc.get_message(session, message_id), principal.actor)
+    commit(session)
+    return MessageOut.of(message, chain_names(session))
+
+
+@router.get("/v1/transfers", response_model=list[TransferOut])
+def list_transfers(
+    session: SessionDep,
+    src_tx_hash: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{64}$")],
+) -> list[TransferOut]:
+    """The transfers a source transaction made."""
+    names = chain_names(session)
+    return [TransferOut.of(t, names) for t in svc.transfers_by_tx(session, src_tx_hash)]
+
+
+@router.get("/v1/transfers/{message_id}", response_model=TransferOut)
+def get_transfer(message_id: str, session: SessionDep) -> TransferOut:
+    return TransferOut.of(svc.get_transfer(session, message_id), chain_names(session))

@@ -1,0 +1,122 @@
+"""Messages: the one function that moves a message's state, and the queries the API shows."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from hub.db.models import Message, MessageEvent, Transfer, utcnow
+from hub.domain.errors import InvalidInputError, NotFoundError
+from hub.domain.states import MessageState, check_transition
+
+
+def transition(
+    session: Session, message: Message, new: MessageState, detail: str | None = None
+) -> None:
+    """Move a message to `new`, refusing what the state machine forbids, and record the step
+    in its timeline. Re-entering the current state is a no-op (tasks may run twice)."""
+    current = MessageState(message.state)
+    if current == new:
+        return
+    check_transition(current, new)
+    message.state = new.value
+    message.updated_at = utcnow()
+    session.add(
+        MessageEvent(message_id=message.id, state=new.value, at=message.updated_at, detail=detail)
+    )
+
+
+def get_message(session: Session, message_id: str) -> Message:
+    message = session.get(Message, normalize_id(message_id))
+    if message is None:
+        raise NotFoundError(f"no message with id {message_id}")
+    return message
+
+
+def normalize_id(value: str) -> str:
+    text = value.lower()
+    if not text.startswith("0x"):
+        text = "0x" + text
+    if len(text) != 66 or any(c not in "0123456789abcdef" for c in text[2:]):
+        raise InvalidInputError(f"{value!r} is not a message id (32 bytes, hex)")
+    return text
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    state: str | None = None
+    src_chain_id: int | None = None
+    dst_chain_id: int | None = None
+    sender: str | None = None
+    src_tx_hash: str | None = None
+
+
+def _page_token(message: Message) -> str:
+    raw = json.dumps([message.created_at.isoformat(), message.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _after(token: str) -> tuple[datetime, str]:
+    try:
+        created, message_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(created), str(message_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("cursor is not one this API gave out") from exc
+
+
+def _filtered(query: Select[Message], where: MessageFilter) -> Select[Message]:
+    if where.state is not None:
+        try:
+            query = query.where(Message.state == MessageState(where.state).value)
+        except ValueError:
+            states = ", ".join(s.value for s in MessageState)
+            raise InvalidInputError(f"state must be one of {states}") from None
+    if where.src_chain_id is not None:
+        query = query.where(Message.src_chain_id == where.src_chain_id)
+    if where.dst_chain_id is not None:
+        query = query.where(Message.dst_chain_id == where.dst_chain_id)
+    if where.sender is not None:
+        query = query.where(Message.sender == where.sender)
+    if where.src_tx_hash is not None:
+        query = query.where(Message.src_tx_hash == where.src_tx_hash.lower())
+    return query
+
+
+def list_messages(
+    session: Session, where: MessageFilter, limit: int, cursor: str | None
+) -> tuple[list[Message], str | None]:
+    """Newest first, `limit` a page; the token continues after the last one shown."""
+    query = _filtered(select(Message), where)
+    if cursor:
+        created, message_id = _after(cursor)
+        query = query.where(
+            (Message.created_at < created)
+            | ((Message.created_at == created) & (Message.id < message_id))
+        )
+    query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_page_token(rows[-1]) if more and rows else None)
+
+
+def transfers_by_tx(session: Session, src_tx_hash: str) -> list[Transfer]:
+    query = (
+        select(Transfer)
+        .join(Message, Transfer.message_id == Message.id)
+        .where(Message.src_tx_hash == src_tx_hash.lower())
+        .order_by(Message.src_log_index)
+    )
+    return list(session.scalars(query))
+
+
+def get_transfer(session: Session, message_id: str) -> Transfer:
+    transfer = session.get(Transfer, normalize_id(message_id))
+    if transfer is None:
+        raise NotFoundError(f"no transfer with message id {message_id}")
+    return transfer

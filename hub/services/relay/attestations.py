@@ -1,0 +1,133 @@
+"""Attestations: validators sign final messages; the hub keeps a signature only after
+recovering a signer of the destination gateway's current validator set."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from adapters.base import ChainAdapter
+from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
+from hub.domain.attestation import attestation_digest, recover_signer
+from hub.domain.errors import ConflictError, InvalidInputError
+from hub.domain.states import MessageState
+from hub.services.messages import transition
+
+_S = MessageState
+ATTESTABLE = frozenset({_S.FINALIZED, _S.ATTESTED, _S.SUBMITTED, _S.FAILED, _S.REJECTED})
+
+
+def chain_by_id(session: Session, chain_id: int) -> Chain | None:
+    return session.scalar(select(Chain).where(Chain.chain_id == chain_id))
+
+
+def refresh_validator_set(session: Session, chain: Chain, adapter: ChainAdapter) -> ValidatorSet:
+    """Read the gateway's set; when its epoch changed, attested messages must be signed again."""
+    config = adapter.gateway_config(chain.gateway_address)
+    current = session.get(ValidatorSet, chain.id)
+    if current is None:
+        current = ValidatorSet(chain_id=chain.id, epoch=config.epoch, threshold=0, validators=[])
+        session.add(current)
+    elif current.epoch != config.epoch:
+        _unattest(session, chain, config.epoch)
+    current.epoch, current.threshold = config.epoch, config.threshold
+    current.validators = list(config.validators)
+    current.updated_at = utcnow()
+    return current
+
+
+def _unattest(session: Session, chain: Chain, epoch: int) -> None:
+    stale = session.scalars(
+        select(Message).where(
+            Message.dst_chain_id == chain.chain_id, Message.state == _S.ATTESTED.value
+        )
+    )
+    for message in stale:
+        transition(session, message, _S.FINALIZED, f"validator set changed to epoch {epoch}")
+
+
+def validator_set(session: Session, dst: Chain) -> ValidatorSet:
+    current = session.get(ValidatorSet, dst.id)
+    if current is None:
+        raise ConflictError(f"the validator set of {dst.name} has not been read yet; try again")
+    return current
+
+
+def record_attestation(session: Session, message: Message, signature: bytes) -> str:
+    """Store a signature if it recovers to a member of the destination's current set;
+    promote the message to attested at the threshold. Returns the signer."""
+    if MessageState(message.state) not in ATTESTABLE:
+        raise ConflictError(f"message {message.id} is {message.state}, not final: nothing to sign")
+    dst = chain_by_id(session, message.dst_chain_id)
+    if dst is None:
+        raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
+    vset = validator_set(session, dst)
+    digest = attestation_digest(
+        bytes.fromhex(message.id[2:]), vset.epoch, dst.chain_id, dst.gateway_address
+    )
+    try:
+        signer = recover_signer(digest, signature)
+    except ValueError as exc:
+        raise InvalidInputError(f"signature: {exc}") from None
+    if signer not in vset.validators:
+        raise InvalidInputError(
+            f"signer {signer} is not in the validator set of {dst.name} (epoch {vset.epoch})",
+            signer=signer,
+        )
+    _store(session, message, signer, vset.epoch, signature)
+    if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
+        transition(
+            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
+        )
+    return signer
+
+
+def _store(session: Session, message: Message, signer: str, epoch: int, signature: bytes) -> None:
+    exists = session.scalar(
+        select(Attestation.id).where(
+            Attestation.message_id == message.id,
+            Attestation.validator == signer,
+            Attestation.epoch == epoch,
+        )
+    )
+    if exists is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(
+                Attestation(
+                    message_id=message.id,
+                    validator=signer,
+                    epoch=epoch,
+                    signature="0x" + signature.hex(),
+                )
+            )
+    except IntegrityError:
+        pass  # the same signature arrived concurrently: one copy is enough
+
+
+def _count(session: Session, message: Message, epoch: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count(Attestation.id)).where(
+                Attestation.message_id == message.id, Attestation.epoch == epoch
+            )
+        )
+        or 0
+    )
+
+
+def signatures_for(session: Session, message: Message, dst: Chain) -> list[bytes]:
+    """Threshold-many signatures of the current epoch, ascending by signer, as the gateway
+    requires (strictly ascending signers rule out duplicates)."""
+    vset = validator_set(session, dst)
+    rows = session.scalars(
+        select(Attestation)
+        .where(Attestation.message_id == message.id, Attestation.epoch == vset.epoch)
+        .order_by(Attestation.validator)
+    )
+    members = {v.lower() for v in vset.validators}
+    chosen = [r for r in rows if r.validator.lower() in members]
+    chosen.sort(key=lambda r: int(r.validator, 16))
+    return [bytes.fromhex(r.signature[2:]) for r in chosen[: vset.threshold]]

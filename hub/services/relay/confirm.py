@@ -1,0 +1,223 @@
+"""Confirm: follow each delivery transaction to its receipt; settle what it did; resend the
+recorded bytes while it waits; replace it with a higher fee when stuck, up to a cap."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from eth_account import Account
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    DeliveryStatus,
+    FeeQuote,
+    NonceTooLowError,
+    Receipt,
+    SignedMessage,
+)
+from hub.db.models import Chain, Delivery, Message, utcnow
+from hub.domain.states import MessageState
+from hub.services import alerts
+from hub.services.messages import transition
+from hub.services.relay.attestations import signatures_for
+from hub.services.relay.context import RelayContext
+from hub.services.relay.deliver import OPEN_TX, wire_message
+from hub.services.relay.outcomes import fail_attempt, mark_delivered
+
+log = logging.getLogger("hub.relay.confirm")
+_S = MessageState
+GWEI = 10**9
+
+
+@dataclass
+class ConfirmReport:
+    chain: str
+    mined: int = 0
+    resent: int = 0
+    replaced: int = 0
+    dropped: int = 0
+
+
+def confirm_chain(ctx: RelayContext, chain_name: str, relayer_key: str) -> ConfirmReport:
+    report = ConfirmReport(chain_name)
+    relayer = str(Account.from_key(relayer_key).address)
+    with ctx.transaction() as session:
+        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
+        if chain is None:
+            return report
+        adapter = ctx.adapter(chain)
+        groups = _open_by_nonce(session, chain, relayer)
+        if not groups:
+            return report
+        chain_nonce = adapter.account_nonce(relayer)
+        for nonce, txs in sorted(groups.items()):
+            _follow(ctx, session, chain, adapter, txs, nonce < chain_nonce, relayer_key, report)
+    return report
+
+
+def _open_by_nonce(session: Session, chain: Chain, relayer: str) -> dict[int, list[Delivery]]:
+    groups: dict[int, list[Delivery]] = defaultdict(list)
+    rows = session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.dst_chain_id == chain.chain_id,
+            Delivery.relayer == relayer,
+            Delivery.status.in_(OPEN_TX),
+        )
+        .order_by(Delivery.tx_nonce, Delivery.id)
+    )
+    for row in rows:
+        groups[row.tx_nonce].append(row)
+    return groups
+
+
+def _follow(
+    ctx: RelayContext,
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    txs: list[Delivery],
+    nonce_used: bool,
+    key: str,
+    report: ConfirmReport,
+) -> None:
+    """One nonce: the transaction that was mined settles it; else resend, replace or drop."""
+    for tx in txs:
+        receipt = adapter.receipt(tx.tx_hash)
+        if receipt is not None:
+            settle(ctx, session, chain, adapter, tx, receipt)
+            for other in txs:
+                if other is not tx:
+                    other.status = "replaced"
+            report.mined += 1
+            return
+    if nonce_used:
+        _dropped(ctx, session, txs)
+        report.dropped += 1
+        return
+    newest = txs[-1]
+    if utcnow() - newest.sent_at > timedelta(seconds=ctx.settings.stuck_after_seconds):
+        if _replace(ctx, session, chain, adapter, newest, key):
+            report.replaced += 1
+        return
+    _resend(adapter, newest)
+    report.resent += 1
+
+
+def settle(
+    ctx: RelayContext,
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    tx: Delivery,
+    receipt: Receipt,
+) -> None:
+    """Apply a mined delivery: each message's own outcome, or a failed attempt for all when
+    the whole transaction reverted."""
+    tx.status = "mined" if receipt.success else "reverted"
+    tx.block_number = receipt.block_number
+    messages = _messages(session, tx.message_ids)
+    if not receipt.success:
+        for message in messages:
+            if message.state == _S.SUBMITTED:
+                _fail(ctx, session, message, f"delivery transaction {tx.tx_hash} reverted")
+        return
+    found = adapter.delivery_outcomes(
+        chain.gateway_address, receipt.block_number, receipt.block_number
+    )
+    by_id = {"0x" + o.message_id.hex(): o for o in found if o.tx_hash == tx.tx_hash}
+    for message in messages:
+        outcome = by_id.get(message.id)
+        if outcome is None or outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SKIPPED):
+            if outcome is not None:
+                mark_delivered(session, outcome)
+            continue
+        if message.state == _S.SUBMITTED:
+            _fail(ctx, session, message, f"recipient reverted: {outcome.reason}")
+
+
+def _fail(ctx: RelayContext, session: Session, message: Message, error: str) -> None:
+    s = ctx.settings
+    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+
+
+def _messages(session: Session, ids: list[str]) -> list[Message]:
+    return list(session.scalars(select(Message).where(Message.id.in_(ids))))
+
+
+def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:
+    """The nonce was used by a transaction we did not record: ours will never be mined."""
+    for tx in txs:
+        tx.status = "dropped"
+    for message in _messages(session, txs[-1].message_ids):
+        if message.state == _S.SUBMITTED:
+            transition(session, message, _S.ATTESTED, f"{txs[-1].tx_hash} was dropped")
+    log.warning("delivery dropped", extra={"tx": txs[-1].tx_hash})
+
+
+def _resend(adapter: ChainAdapter, tx: Delivery) -> None:
+    """Send the recorded bytes again: a node that lost it (or never got it) gets it now."""
+    try:
+        adapter.send_raw(tx.raw_tx)
+    except NonceTooLowError:
+        pass  # mined or replaced: the next round sees the receipt or the used nonce
+    except AdapterError as exc:
+        log.info("resend refused", extra={"tx": tx.tx_hash, "error": str(exc)})
+
+
+def _replace(
+    ctx: RelayContext,
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    tx: Delivery,
+    key: str,
+) -> bool:
+    """The same messages, the same nonce, a higher fee; an alert once the cap is reached."""
+    settings = ctx.settings
+    old = FeeQuote(int(tx.max_fee), int(tx.priority_fee))
+    fee = old.bumped(settings.fee_bump_percent)
+    quote = adapter.fee_quote()
+    fee = FeeQuote(
+        max(fee.max_fee_per_gas, quote.max_fee_per_gas),
+        max(fee.max_priority_fee_per_gas, quote.max_priority_fee_per_gas),
+    )
+    if fee.max_fee_per_gas > settings.max_fee_cap_gwei * GWEI:
+        alerts.raise_alert(
+            session,
+            "stuck_tx",
+            f"tx:{tx.tx_hash}",
+            f"delivery {tx.tx_hash} on {chain.name} (nonce {tx.tx_nonce}) is stuck at the fee cap",
+        )
+        _resend(adapter, tx)
+        return False
+    messages = _messages(session, tx.message_ids)
+    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in messages]
+    new = adapter.sign_delivery(chain.gateway_address, signed, key, tx.tx_nonce, fee, tx.gas)
+    tx.status = "superseded"
+    session.add(
+        Delivery(
+            dst_chain_id=tx.dst_chain_id,
+            relayer=tx.relayer,
+            tx_nonce=tx.tx_nonce,
+            tx_hash=new.tx_hash,
+            raw_tx=new.raw,
+            gas=new.gas,
+            max_fee=str(fee.max_fee_per_gas),
+            priority_fee=str(fee.max_priority_fee_per_gas),
+            message_ids=tx.message_ids,
+            status="pending",
+        )
+    )
+    for message in messages:
+        if message.state == _S.SUBMITTED:
+            message.dst_tx_hash = new.tx_hash
+    # Not sent here: the next round sends it, once this row is committed (crash-safe).
+    log.warning("delivery replaced", extra={"old": tx.tx_hash, "new": new.tx_hash})
+    return True

@@ -1,0 +1,42 @@
+"""What a relaying process holds: settings, the session factory and its chain adapters.
+
+Built once where a process starts (after a Celery worker forks), never at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.base import ChainAdapter
+from hub.db.engine import make_engine, make_sessionmaker, transaction
+from hub.db.models import Chain
+from hub.services.chains import adapter_for
+from hub.settings import Settings
+
+
+@dataclass
+class RelayContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    _adapters: dict[tuple[str, tuple[str, ...]], ChainAdapter] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings) -> RelayContext:
+        return cls(settings, make_sessionmaker(make_engine(settings.database_url)))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with transaction(self.sessions) as session:
+            yield session
+
+    def adapter(self, chain: Chain, rpc_urls: list[str] | None = None) -> ChainAdapter:
+        """One adapter per chain and URL set, kept for the process (it pools connections)."""
+        urls = tuple(rpc_urls or chain.rpc_urls)
+        key = (chain.family, urls)
+        if key not in self._adapters:
+            self._adapters[key] = adapter_for(chain.family, list(urls), self.settings.rpc_timeout)
+        return self._adapters[key]

@@ -1,0 +1,272 @@
+"""Deliver: per destination chain and relayer key, one submitter at a time batches attested
+messages, simulates, signs, records the transaction, and only then sends it.
+
+Recording before sending is what makes a crash harmless: a transaction the database knows
+is sent again unchanged (same nonce, same bytes) by confirm, never rebuilt, and the gateway
+skips any id already delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from eth_account import Account
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    SignedMessage,
+    SignedTx,
+    SimulationError,
+)
+from adapters.base import (
+    Message as WireMessage,
+)
+from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
+from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
+from hub.services.messages import transition
+from hub.services.relay import leases
+from hub.services.relay.attestations import signatures_for
+from hub.services.relay.context import RelayContext
+from hub.services.relay.outcomes import fail_attempt
+
+log = logging.getLogger("hub.relay.deliver")
+_S = MessageState
+OPEN_TX = ("pending", "superseded")
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class DeliverReport:
+    chain: str
+    sent: int = 0
+    tx_hash: str | None = None
+    dropped: int = 0
+    note: str | None = None
+
+
+def lease_name(chain: Chain, relayer: str) -> str:
+    return f"deliver:{chain.chain_id}:{relayer.lower()}"
+
+
+def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
+    """One delivery round for a destination chain; a no-op while another process holds it."""
+    relayer = str(Account.from_key(relayer_key).address)
+    report = DeliverReport(chain_name)
+    with ctx.transaction() as session:
+        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
+        if chain is None or chain.status != ChainStatus.ACTIVE:
+            return report
+        lease = lease_name(chain, relayer)
+        if not leases.acquire(session, lease, OWNER, ctx.settings.stuck_after_seconds * 2):
+            report.note = "another submitter holds the lease"
+            return report
+    try:
+        _round(ctx, chain_name, relayer, relayer_key, report)
+    finally:
+        with ctx.transaction() as session:
+            leases.release(session, lease, OWNER)
+    return report
+
+
+def _round(
+    ctx: RelayContext, chain_name: str, relayer: str, key: str, report: DeliverReport
+) -> None:
+    settings = ctx.settings
+    with ctx.transaction() as session:
+        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
+        assert chain is not None
+        if _in_flight(session, chain, relayer) >= settings.max_in_flight:
+            report.note = "in-flight limit reached"
+            return
+        batch = pick_batch(session, chain, settings.batch_size)
+        if not batch:
+            return
+        adapter = ctx.adapter(chain)
+        signed = _simulated(session, chain, adapter, batch, relayer, ctx)
+        if not signed:
+            return
+        batch, gas = signed
+        tx = _sign(session, chain, adapter, batch, relayer, key, gas)
+        _record(session, chain, tx, batch)
+    _send(ctx, chain_name, adapter, tx, report, len(batch))
+
+
+def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Delivery.tx_nonce))).where(
+                Delivery.dst_chain_id == chain.chain_id,
+                Delivery.relayer == relayer,
+                Delivery.status.in_(OPEN_TX),
+            )
+        )
+        or 0
+    )
+
+
+def pick_batch(session: Session, chain: Chain, size: int) -> list[Message]:
+    """New messages first, with a quarter of the batch kept for retries that are due, so
+    retries never starve new messages and are never starved themselves."""
+    now = utcnow()
+    base = _deliverable(chain).limit(size)
+    fresh = list(session.scalars(base.where(Message.state == _S.ATTESTED.value)))
+    retry_room = max(1, size // 4) if len(fresh) >= size else size - len(fresh)
+    retries = list(
+        session.scalars(
+            _deliverable(chain)
+            .where(
+                Message.state == _S.FAILED.value,
+                Message.next_attempt_at.is_not(None),
+                Message.next_attempt_at <= now,
+            )
+            .limit(retry_room)
+        )
+    )
+    return fresh[: size - len(retries)] + retries
+
+
+def _deliverable(chain: Chain) -> Select[Message]:
+    """Messages for this chain on an active route, from an active chain, of an active asset."""
+    src = Chain.__table__.alias("src")
+    paused_asset = (
+        select(Transfer.message_id)
+        .join(Asset, Transfer.asset_id == Asset.id)
+        .where(Transfer.message_id == Message.id, Asset.status != AssetStatus.ACTIVE)
+    )
+    return (
+        select(Message)
+        .join(src, src.c.chain_id == Message.src_chain_id)
+        .join(Route, and_(Route.src_chain_id == src.c.id, Route.dst_chain_id == chain.id))
+        .where(
+            Message.dst_chain_id == chain.chain_id,
+            Route.status == RouteStatus.ACTIVE,
+            src.c.status == ChainStatus.ACTIVE,
+            ~paused_asset.exists(),
+        )
+        .order_by(Message.created_at, Message.id)
+    )
+
+
+def wire_message(message: Message) -> WireMessage:
+    return WireMessage(
+        src_chain_id=message.src_chain_id,
+        dst_chain_id=message.dst_chain_id,
+        nonce=message.nonce,
+        sender=message.sender,
+        recipient=message.recipient,
+        payload=message.payload,
+        version=message.version,
+    )
+
+
+def _simulated(
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    batch: list[Message],
+    relayer: str,
+    ctx: RelayContext,
+) -> tuple[list[Message], int] | None:
+    """Simulate the batch; when it reverts, find the messages that make it revert, count a
+    failed attempt for each, and go on with the rest."""
+    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in batch]
+    try:
+        return batch, adapter.simulate_delivery(chain.gateway_address, signed, relayer)
+    except SimulationError as exc:
+        if len(batch) == 1:
+            _fail(session, batch[0], f"simulation reverted: {exc.reason or exc}", ctx)
+            return None
+    good: list[Message] = []
+    for message, one in zip(batch, signed, strict=True):
+        try:
+            adapter.simulate_delivery(chain.gateway_address, [one], relayer)
+            good.append(message)
+        except SimulationError as exc:
+            _fail(session, message, f"simulation reverted: {exc.reason or exc}", ctx)
+    if not good:
+        return None
+    keep = [s for m, s in zip(batch, signed, strict=True) if m in good]
+    try:
+        return good, adapter.simulate_delivery(chain.gateway_address, keep, relayer)
+    except SimulationError:
+        return None  # the chain moved; the next round tries again
+
+
+def _fail(session: Session, message: Message, error: str, ctx: RelayContext) -> None:
+    s = ctx.settings
+    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+    log.warning("delivery attempt failed", extra={"message_id": message.id, "error": error})
+
+
+def next_nonce(session: Session, chain: Chain, adapter: ChainAdapter, relayer: str) -> int:
+    """The local nonce, resynced from the chain when the chain is ahead of it."""
+    local = session.scalar(
+        select(func.max(Delivery.tx_nonce)).where(
+            Delivery.dst_chain_id == chain.chain_id,
+            Delivery.relayer == relayer,
+            or_(Delivery.status.in_(OPEN_TX), Delivery.status == "mined"),
+        )
+    )
+    on_chain = adapter.account_nonce(relayer)
+    return max(on_chain, (local + 1) if local is not None else 0)
+
+
+def _sign(
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    batch: list[Message],
+    relayer: str,
+    key: str,
+    gas: int,
+) -> SignedTx:
+    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in batch]
+    nonce = next_nonce(session, chain, adapter, relayer)
+    return adapter.sign_delivery(
+        chain.gateway_address, signed, key, nonce, adapter.fee_quote(), gas
+    )
+
+
+def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) -> None:
+    session.add(
+        Delivery(
+            dst_chain_id=chain.chain_id,
+            relayer=tx.sender,
+            tx_nonce=tx.nonce,
+            tx_hash=tx.tx_hash,
+            raw_tx=tx.raw,
+            gas=tx.gas,
+            max_fee=str(tx.fee.max_fee_per_gas),
+            priority_fee=str(tx.fee.max_priority_fee_per_gas),
+            message_ids=[m.id for m in batch],
+            status="pending",
+        )
+    )
+    for message in batch:
+        message.dst_tx_hash = tx.tx_hash
+        transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
+
+
+def _send(
+    ctx: RelayContext,
+    chain_name: str,
+    adapter: ChainAdapter,
+    tx: SignedTx,
+    report: DeliverReport,
+    count: int,
+) -> None:
+    """Broadcast; a failure here is left to confirm, which resends the recorded bytes."""
+    try:
+        adapter.send_raw(tx.raw)
+    except AdapterError as exc:
+        log.warning("send failed; confirm will resend", extra={"tx": tx.tx_hash, "error": str(exc)})
+        report.note = f"send failed: {exc}"
+        return
+    report.sent, report.tx_hash = count, tx.tx_hash
+    log.info("delivery sent", extra={"chain": chain_name, "tx": tx.tx_hash, "messages": count})

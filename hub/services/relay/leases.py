@@ -1,0 +1,37 @@
+"""Leases: a named lock in the database with an expiry, so one process at a time submits for a
+chain and key, on Postgres and SQLite alike, and a dead holder's lease runs out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.db.models import Lease, utcnow
+
+
+def acquire(session: Session, name: str, owner: str, seconds: float) -> bool:
+    """Take or renew the lease; False while another owner holds it. Commit right after."""
+    now = utcnow()
+    expires = now + timedelta(seconds=seconds)
+    taken = session.execute(
+        update(Lease)
+        .where(Lease.name == name, or_(Lease.expires_at < now, Lease.owner == owner))
+        .values(owner=owner, expires_at=expires)
+    )
+    if taken.rowcount:  # type: ignore[attr-defined]
+        return True
+    try:
+        with session.begin_nested():
+            session.add(Lease(name=name, owner=owner, expires_at=expires))
+    except IntegrityError:
+        return False
+    return True
+
+
+def release(session: Session, name: str, owner: str) -> None:
+    session.execute(
+        update(Lease).where(Lease.name == name, Lease.owner == owner).values(expires_at=utcnow())
+    )

@@ -1,0 +1,42 @@
+"""An operator puts a failed or rejected message back in line."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.db.models import Attestation, Message, ValidatorSet
+from hub.domain.errors import ConflictError
+from hub.domain.states import MessageState
+from hub.services import audit
+from hub.services.messages import transition
+from hub.services.relay.attestations import chain_by_id
+
+RETRYABLE = frozenset({MessageState.FAILED, MessageState.REJECTED})
+
+
+def retry_message(session: Session, message: Message, actor: str) -> Message:
+    """Attempts start again from zero; the message is attested again if its signatures still
+    meet the destination's threshold, else it waits for fresh ones as finalized."""
+    if MessageState(message.state) not in RETRYABLE:
+        raise ConflictError(
+            f"message {message.id} is {message.state}; only failed or rejected ones are retried"
+        )
+    message.attempts, message.next_attempt_at, message.last_error = 0, None, None
+    target = MessageState.ATTESTED if _signed_enough(session, message) else MessageState.FINALIZED
+    transition(session, message, target, f"retried by {actor}")
+    audit.record(session, actor, "message.retry", f"message:{message.id}")
+    return message
+
+
+def _signed_enough(session: Session, message: Message) -> bool:
+    dst = chain_by_id(session, message.dst_chain_id)
+    vset = session.get(ValidatorSet, dst.id) if dst else None
+    if vset is None:
+        return False
+    count = session.scalar(
+        select(func.count(Attestation.id)).where(
+            Attestation.message_id == message.id, Attestation.epoch == vset.epoch
+        )
+    )
+    return int(count or 0) >= vset.threshold > 0

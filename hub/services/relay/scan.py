@@ -1,0 +1,207 @@
+"""Scan: read a chain's gateway logs up to its head, record messages and deliveries, promote
+messages whose block is final and still canonical, orphan those reorged out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.base import (
+    BlockRef,
+    ChainAdapter,
+    DeliveryOutcome,
+    DeliveryStatus,
+    FinalityPolicy,
+    ObservedMessage,
+)
+from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Transfer
+from hub.domain.states import ChainStatus, MessageState
+from hub.domain.transfers import decode_transfer
+from hub.services import alerts
+from hub.services.messages import transition
+from hub.services.relay import outcomes
+
+log = logging.getLogger("hub.relay.scan")
+
+
+@dataclass
+class ScanReport:
+    chain: str
+    from_block: int = 0
+    to_block: int = 0
+    observed: int = 0
+    finalized: int = 0
+    orphaned: int = 0
+    delivered: int = 0
+    reorg: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range: int) -> ScanReport:
+    """One bounded step of scanning; call again until `to_block` reaches the head."""
+    report = ScanReport(chain.name)
+    if chain.status != ChainStatus.ACTIVE:
+        return report
+    head = adapter.head()
+    final = adapter.finalized_block(FinalityPolicy.parse(chain.finality))
+    cursor = _cursor(session, chain, final)
+    if not _canonical(session, chain, adapter, cursor, final, report):
+        return report
+    start, end = cursor.block_number + 1, min(head.number, cursor.block_number + max_range)
+    if start <= end:
+        end_hash = adapter.block_hash(end)
+        found = adapter.messages(chain.gateway_address, start, end)
+        delivered = adapter.delivery_outcomes(chain.gateway_address, start, end)
+        if end_hash is None or adapter.block_hash(end) != end_hash:
+            report.notes.append("the chain moved under the scan; trying again")
+            return report
+        report.observed = record_observed(session, chain, found)
+        report.delivered = apply_inbox(session, chain, delivered)
+        cursor.block_number, cursor.block_hash = end, end_hash
+        report.from_block, report.to_block = start, end
+    promote(session, chain, adapter, final, report)
+    cursor.final_block = final.number
+    return report
+
+
+def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
+    cursor = session.get(Cursor, chain.id)
+    if cursor is None:  # registered before cursors existed: start at the final block
+        cursor = Cursor(
+            chain_id=chain.id,
+            block_number=final.number,
+            block_hash=final.hash,
+            final_block=final.number,
+        )
+        session.add(cursor)
+    return cursor
+
+
+def _canonical(
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    cursor: Cursor,
+    final: BlockRef,
+    report: ScanReport,
+) -> bool:
+    """Check the cursor's block is still canonical; rewind on a shallow reorg, pause the chain
+    on a deep one (below finality: the chain broke its own finality promise)."""
+    canonical = adapter.block_hash(cursor.block_number)
+    if canonical == cursor.block_hash:
+        return True
+    if cursor.block_number <= final.number:
+        reason = (
+            f"deep reorg on {chain.name}: block {cursor.block_number} was {cursor.block_hash}, "
+            f"now {canonical}, at or below the finalized block {final.number}"
+        )
+        chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
+        alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
+        report.reorg = reason
+        log.error("deep reorg", extra={"chain": chain.name, "block": cursor.block_number})
+        return False
+    report.reorg = f"reorg above finality at block {cursor.block_number}; rescanning"
+    cursor.block_number, cursor.block_hash = final.number, final.hash
+    return True
+
+
+def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]) -> int:
+    """Insert messages not seen before (the id is the key); refresh where a reorg moved one."""
+    added = 0
+    for item in found:
+        message_id = "0x" + item.id.hex()
+        existing = session.get(Message, message_id)
+        if existing is None:
+            session.add(_new_message(message_id, item))
+            session.flush()
+            _record_transfer(session, chain, message_id, item)
+            added += 1
+        elif existing.state == MessageState.OBSERVED and existing.src_block_hash != item.block_hash:
+            existing.src_block_number, existing.src_block_hash = item.block_number, item.block_hash
+            existing.src_tx_hash, existing.src_log_index = item.tx_hash, item.log_index
+    return added
+
+
+def _new_message(message_id: str, item: ObservedMessage) -> Message:
+    m = item.message
+    message = Message(
+        id=message_id,
+        version=m.version,
+        src_chain_id=m.src_chain_id,
+        dst_chain_id=m.dst_chain_id,
+        nonce=m.nonce,
+        sender=m.sender,
+        recipient=m.recipient,
+        payload=m.payload,
+        state=MessageState.OBSERVED.value,
+        src_block_number=item.block_number,
+        src_block_hash=item.block_hash,
+        src_tx_hash=item.tx_hash,
+        src_log_index=item.log_index,
+    )
+    message.events = [MessageEvent(state=MessageState.OBSERVED.value)]
+    return message
+
+
+def _record_transfer(
+    session: Session, chain: Chain, message_id: str, item: ObservedMessage
+) -> None:
+    """A message the chain's bridge sent is a token transfer: decode and keep it."""
+    if item.message.sender != chain.bridge_address:
+        return
+    payload = decode_transfer(item.message.payload)
+    if payload is None:
+        return
+    asset_id = session.scalar(
+        select(Asset.id)
+        .join(Chain, Asset.home_chain_id == Chain.id)
+        .where(Chain.chain_id == payload.home_chain_id, Asset.home_token == payload.home_token)
+    )
+    session.add(
+        Transfer(
+            message_id=message_id,
+            asset_id=asset_id,
+            home_chain_id=payload.home_chain_id,
+            home_token=payload.home_token,
+            sender=payload.sender,
+            recipient=payload.recipient,
+            amount=str(payload.amount),
+        )
+    )
+
+
+def apply_inbox(session: Session, chain: Chain, found: list[DeliveryOutcome]) -> int:
+    """Deliveries the gateway reports, ours or anyone's: they settle the message."""
+    settled = 0
+    for outcome in found:
+        if outcome.status is DeliveryStatus.DELIVERED:
+            settled += outcomes.mark_delivered(session, outcome)
+    return settled
+
+
+def promote(
+    session: Session, chain: Chain, adapter: ChainAdapter, final: BlockRef, report: ScanReport
+) -> None:
+    """Observed messages at or below the final block: finalized if their block is canonical,
+    orphaned if a reorg replaced it."""
+    waiting = list(
+        session.scalars(
+            select(Message).where(
+                Message.src_chain_id == chain.chain_id,
+                Message.state == MessageState.OBSERVED.value,
+                Message.src_block_number <= final.number,
+            )
+        )
+    )
+    hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
+    for message in waiting:
+        if hashes[message.src_block_number] == message.src_block_hash:
+            transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
+            report.finalized += 1
+        else:
+            detail = f"block {message.src_block_number} was replaced by a reorg before finality"
+            transition(session, message, MessageState.ORPHANED, detail)
+            report.orphaned += 1

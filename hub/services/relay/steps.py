@@ -1,0 +1,88 @@
+"""One step of each kind of relay work, by name, in its own transaction(s). Celery tasks and
+the embedded loop call exactly these."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from adapters.base import AdapterError
+from hub.db.models import Asset, Chain, ValidatorSet, utcnow
+from hub.domain.states import ChainStatus
+from hub.services.relay import leases
+from hub.services.relay.attestations import refresh_validator_set
+from hub.services.relay.confirm import ConfirmReport, confirm_chain
+from hub.services.relay.context import RelayContext
+from hub.services.relay.deliver import OWNER, DeliverReport, deliver_ready
+from hub.services.relay.scan import ScanReport, scan_chain
+from hub.services.relay.supply import SupplyCheck, watch_asset
+from hub.services.relay.validator import Validator, attest_pending
+
+log = logging.getLogger("hub.relay")
+VALIDATOR_SET_MAX_AGE = timedelta(seconds=10)
+T = TypeVar("T")
+
+
+def active_chains(ctx: RelayContext) -> list[str]:
+    with ctx.transaction() as session:
+        query = select(Chain.name).where(Chain.status == ChainStatus.ACTIVE).order_by(Chain.id)
+        return list(session.scalars(query))
+
+
+def asset_symbols(ctx: RelayContext) -> list[str]:
+    with ctx.transaction() as session:
+        return list(session.scalars(select(Asset.symbol).order_by(Asset.id)))
+
+
+def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
+    """Scan one chain, under a lease so two scanners never race on one chain."""
+    lease = f"scan:{chain_name}"
+    with ctx.transaction() as session:
+        if not leases.acquire(session, lease, OWNER, 30):
+            return ScanReport(chain_name, notes=["another scanner holds the lease"])
+    try:
+        with ctx.transaction() as session:
+            chain = session.scalar(select(Chain).where(Chain.name == chain_name))
+            if chain is None:
+                return ScanReport(chain_name)
+            adapter = ctx.adapter(chain)
+            vset = session.get(ValidatorSet, chain.id)
+            if vset is None or utcnow() - vset.updated_at > VALIDATOR_SET_MAX_AGE:
+                refresh_validator_set(session, chain, adapter)
+            return scan_chain(session, chain, adapter, ctx.settings.scan_range)
+    finally:
+        with ctx.transaction() as session:
+            leases.release(session, lease, OWNER)
+
+
+def deliver(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
+    return deliver_ready(ctx, chain_name, relayer_key)
+
+
+def confirm(ctx: RelayContext, chain_name: str, relayer_key: str) -> ConfirmReport:
+    return confirm_chain(ctx, chain_name, relayer_key)
+
+
+def attest(ctx: RelayContext, validator: Validator) -> int:
+    return attest_pending(ctx, validator)
+
+
+def supply(ctx: RelayContext, symbol: str) -> SupplyCheck | None:
+    with ctx.transaction() as session:
+        asset = session.scalar(select(Asset).where(Asset.symbol == symbol))
+        if asset is None:
+            return None
+        return watch_asset(session, asset, ctx.adapter)
+
+
+def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
+    """Run a step; a chain that cannot answer is logged, not raised (the next tick retries)."""
+    try:
+        return step(*args)
+    except AdapterError as exc:
+        log.warning("step failed", extra={"step": what, "error": str(exc)})
+        return None

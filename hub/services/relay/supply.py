@@ -1,0 +1,123 @@
+"""Supply watch: what is locked at home must equal the wrapped supplies plus what is in flight.
+
+Every chain is read at its settled block (min of the scan cursor and the final block the scan
+promoted at), where the hub has recorded every message and delivery, so the check is exact:
+locked - sum(wrapped) = sum of amounts whose source side happened and destination side not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.base import AdapterError, ChainAdapter
+from hub.db.models import Asset, Chain, Cursor, Message, Route, Transfer
+from hub.domain.states import AssetStatus, MessageState, RouteStatus
+from hub.services import alerts
+from hub.services.routes import set_route_paused
+
+log = logging.getLogger("hub.relay.supply")
+AdapterOf = Callable[[Chain], ChainAdapter]
+
+
+@dataclass
+class SupplyCheck:
+    symbol: str
+    locked: int | None = None
+    wrapped: dict[str, int | None] = field(default_factory=dict)
+    in_flight: int = 0
+    as_of: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool | None:
+        if self.locked is None or any(v is None for v in self.wrapped.values()):
+            return None
+        return self.locked == sum(v or 0 for v in self.wrapped.values()) + self.in_flight
+
+
+def settled_blocks(session: Session, chains: list[Chain]) -> dict[int, int]:
+    """chain id -> the block up to which the hub knows every message and delivery."""
+    blocks = {}
+    for chain in chains:
+        cursor = session.get(Cursor, chain.id)
+        if cursor is not None:
+            blocks[chain.chain_id] = cursor.settled_block
+    return blocks
+
+
+def check_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
+    home = asset.home_chain
+    chains = [home, *(d.chain for d in asset.deployments)]
+    blocks = settled_blocks(session, chains)
+    check = SupplyCheck(asset.symbol, as_of={c.name: blocks.get(c.chain_id, 0) for c in chains})
+    try:
+        check.locked = adapter_of(home).token_balance(
+            asset.home_token, home.bridge_address, block=blocks.get(home.chain_id)
+        )
+    except AdapterError as exc:
+        check.errors[home.name] = str(exc)
+    for dep in asset.deployments:
+        try:
+            check.wrapped[dep.chain.name] = adapter_of(dep.chain).token_supply(
+                dep.token_address, block=blocks.get(dep.chain.chain_id)
+            )
+        except AdapterError as exc:
+            check.wrapped[dep.chain.name] = None
+            check.errors[dep.chain.name] = str(exc)
+    check.in_flight = in_flight(session, asset, blocks)
+    return check
+
+
+def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
+    """Amounts whose source side (lock or burn) is in the read blocks and whose destination
+    side (mint or release) is not."""
+    rows = session.execute(
+        select(Transfer.amount, Message)
+        .join(Message, Transfer.message_id == Message.id)
+        .where(Transfer.asset_id == asset.id, Message.state != MessageState.ORPHANED.value)
+    ).all()
+    total = 0
+    for amount, message in rows:
+        src_done = message.src_block_number <= blocks.get(message.src_chain_id, -1)
+        dst_done = (
+            message.state == MessageState.DELIVERED.value
+            and message.dst_block_number is not None
+            and message.dst_block_number <= blocks.get(message.dst_chain_id, -1)
+        )
+        total += int(amount) * (int(src_done) - int(dst_done))
+    return total
+
+
+def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
+    """Check an asset; on a mismatch pause it (its transfers wait) and raise an alert."""
+    check = check_asset(session, asset, adapter_of)
+    if check.balanced is False and asset.status == AssetStatus.ACTIVE:
+        wrapped = sum(v or 0 for v in check.wrapped.values())
+        reason = (
+            f"supply mismatch: locked {check.locked} at home, wrapped {wrapped} "
+            f"plus in flight {check.in_flight} (at blocks {check.as_of})"
+        )
+        asset.status, asset.status_reason = AssetStatus.PAUSED, reason
+        pause_routes(session, asset, f"supply mismatch of {asset.symbol}")
+        alerts.raise_alert(session, "supply_mismatch", f"asset:{asset.symbol}", reason)
+        log.error("supply mismatch", extra={"asset": asset.symbol, "detail": reason})
+    return check
+
+
+def pause_routes(session: Session, asset: Asset, reason: str) -> None:
+    """Pause every active route between the asset's chains."""
+    ids = {asset.home_chain_id, *(d.chain_id for d in asset.deployments)}
+    for route in session.scalars(
+        select(Route).where(Route.src_chain_id.in_(ids), Route.dst_chain_id.in_(ids))
+    ):
+        if route.status == RouteStatus.ACTIVE:
+            set_route_paused(session, route, True, "supply-watch", reason)
+
+
+def assets(session: Session) -> list[Asset]:
+    return list(session.scalars(select(Asset).order_by(Asset.id)))
