@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,24 @@ from adapters.base import (
     EndpointUnavailableError,
     FinalityPolicy,
     Message,
+    NonceTooLowError,
     QuorumError,
+    SignedMessage,
+    SimulationError,
+    UnderpricedError,
 )
 from adapters.evm.adapter import EvmAdapter, revert_reason
 from adapters.evm.devnet import (
     DEV_ACCOUNTS,
     VALIDATORS,
     AnvilNode,
+    Deployment,
     Devnet,
     DevnetChain,
     DevnetError,
     Transactor,
     contract,
+    deploy_contracts,
     start_anvil,
 )
 from adapters.registry import create_adapter
@@ -422,3 +428,103 @@ def test_anvil_safe_and_finalized_follow_the_epoch(bare_anvil: AnvilNode) -> Non
         adapter = EvmAdapter([node.rpc_url])
         assert adapter.finalized_block(FinalityPolicy.parse("safe")).number == 8
         assert adapter.finalized_block(FinalityPolicy.parse("finalized")).number == 6
+
+
+# -- the attestation digest and anvil's transaction pool -----------------------------------
+
+
+def test_attestation_digest_matches_the_gateway(anvil_devnet: Devnet) -> None:
+    """The hub's EIP-712 digest equals the deployed Gateway's, per chain, id and epoch."""
+    for devnet_chain in anvil_devnet:
+        gateway = EvmChain(devnet_chain).gateway
+        address = devnet_chain.deployment.gateway
+        for message_id in (b"\x00" * 32, b"\xff" * 32, secrets.token_bytes(32)):
+            for epoch in (1, gateway.functions.epoch().call(), 2**64 - 1):
+                on_chain = bytes(gateway.functions.attestationDigest(message_id, epoch).call())
+                ours = attestation_digest(message_id, epoch, devnet_chain.chain_id, address)
+                assert ours == on_chain
+
+
+@pytest.fixture(scope="module")
+def private_anvil(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[AnvilNode, Deployment]]:
+    """An anvil of this module's own (automine), with the contracts deployed: its tests
+    pause the gateway and stop mining, which the shared devnet must never see."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state_dir = tmp_path_factory.mktemp("private-anvil")
+    with start_anvil(port, 31_779, block_time=None, state_dir=state_dir) as node:
+        members = [v.address for v in VALIDATORS]
+        deployment = deploy_contracts(node.rpc_url, DEV_ACCOUNTS[0].private_key, members, 2)
+        yield node, deployment
+
+
+def _private_batch(deployment: Deployment, signers: Sequence[Any]) -> list[SignedMessage]:
+    message = Message(1, deployment.chain_id, 0, SENDER.address, _fresh_address(), b"p")
+    digest = attestation_digest(message.id, 1, deployment.chain_id, deployment.gateway)
+    ordered = sorted(signers, key=lambda v: int(v.address, 16))
+    return [SignedMessage(message, tuple(sign_digest(digest, v.private_key) for v in ordered))]
+
+
+def test_simulation_reasons(private_anvil: tuple[AnvilNode, Deployment]) -> None:
+    node, deployment = private_anvil
+    adapter, gateway = EvmAdapter([node.rpc_url]), deployment.gateway
+    good = _private_batch(deployment, VALIDATORS[:2])
+    assert adapter.simulate_delivery(gateway, good, RELAYER.address) > 50_000
+    stranger = _private_batch(deployment, [VALIDATORS[0], DEV_ACCOUNTS[5]])
+    with pytest.raises(SimulationError) as raised:
+        adapter.simulate_delivery(gateway, stranger, RELAYER.address)
+    assert raised.value.reason == "UnknownSigner()"
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    owner = Transactor(w3, DEV_ACCOUNTS[0].private_key)
+    owner.send(contract(w3, "Gateway", gateway).functions.pause(), "pause")
+    owner.wait()
+    try:
+        with pytest.raises(SimulationError) as raised:
+            adapter.simulate_delivery(gateway, good, RELAYER.address)
+        assert raised.value.reason == "EnforcedPause()"
+        assert gateway in str(raised.value) and "1 message" in str(raised.value)
+    finally:
+        owner.send(contract(w3, "Gateway", gateway).functions.unpause(), "unpause")
+        owner.wait()
+
+
+def _rpc(node: AnvilNode, method: str, *params: Any) -> Any:
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    return w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+
+
+def test_pool_answers(private_anvil: tuple[AnvilNode, Deployment]) -> None:
+    """With mining stopped: resending is not an error, a replacement needs both fees 10%
+    higher, and a nonce already mined is NonceTooLowError unless it is the same tx."""
+    node, deployment = private_anvil
+    adapter, gateway = EvmAdapter([node.rpc_url]), deployment.gateway
+    batch = _private_batch(deployment, VALIDATORS[:2])
+    nonce = adapter.account_nonce(RELAYER.address)
+    fee = adapter.fee_quote()
+    _rpc(node, "evm_setAutomine", False)
+    try:
+        first = adapter.sign_delivery(gateway, batch, RELAYER.private_key, nonce, fee, 300_000)
+        assert adapter.send_raw(first.raw) == first.tx_hash
+        assert adapter.send_raw(first.raw) == first.tx_hash  # "transaction already imported"
+        assert adapter.account_nonce(RELAYER.address, pending=True) == nonce + 1
+        same_fee = adapter.sign_delivery(gateway, batch, RELAYER.private_key, nonce, fee, 300_001)
+        with pytest.raises(UnderpricedError, match="underpriced"):
+            adapter.send_raw(same_fee.raw)
+        bumped = fee.bumped(10)
+        replacement = adapter.sign_delivery(
+            gateway, batch, RELAYER.private_key, nonce, bumped, 300_000
+        )
+        assert adapter.send_raw(replacement.raw) == replacement.tx_hash
+        _rpc(node, "evm_mine")
+    finally:
+        _rpc(node, "evm_setAutomine", True)
+    receipt = adapter.receipt(replacement.tx_hash)
+    assert receipt is not None and receipt.success
+    assert adapter.receipt(first.tx_hash) is None
+    assert adapter.account_nonce(RELAYER.address) == nonce + 1
+    assert adapter.send_raw(replacement.raw) == replacement.tx_hash  # mined: the node has it
+    with pytest.raises(NonceTooLowError, match="nonce too low"):
+        adapter.send_raw(first.raw)  # replaced, never mined
