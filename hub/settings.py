@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         description="The queues beat sends attestation work to, one per validator worker",
     )
     tick_seconds: float = Field(default=0.5, gt=0)
+    lease_seconds: float = Field(
+        default=10.0, gt=0, description="How long a dead submitter's or scanner's lock lasts"
+    )
     scan_range: int = Field(default=500, ge=1, description="Most blocks read in one scan")
     batch_size: int = Field(default=50, ge=1, le=500)
     max_in_flight: int = Field(default=4, ge=1, description="Delivery txs pending per chain+key")

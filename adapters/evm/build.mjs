@@ -13,7 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 const SOLC_VERSION = "0.8.37";
-const CONTRACTS = ["Gateway", "TokenBridge", "BridgedToken", "TestToken"];
+const CONTRACTS = ["Gateway", "TokenBridge", "BridgedToken", "TestToken", "Inbox"];
 const SOURCE_DIR = "adapters/evm/contracts";
 const ARTIFACT_DIR = "adapters/evm/artifacts";
 

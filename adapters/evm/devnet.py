@@ -320,6 +320,7 @@ class Deployment:
     bridge: str
     test_token: str
     owner: str
+    inbox: str = ""
 
 
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
@@ -400,7 +401,8 @@ def _created(receipt: TxReceipt, what: str) -> str:
 def deploy_contracts(
     rpc_url: str, deployer_key: str, validators: Sequence[str], threshold: int
 ) -> Deployment:
-    """Deploy Gateway, TokenBridge and TestToken ("ITT", 1M to the deployer) on one chain."""
+    """Deploy Gateway, TokenBridge, TestToken ("ITT", 1M to the deployer) and the demo Inbox
+    application on one chain."""
     w3 = connect(rpc_url)
     tx = Transactor(w3, deployer_key)
     owner = tx.address
@@ -411,13 +413,15 @@ def deploy_contracts(
     gateway_receipt, token_receipt = tx.wait()
     gateway = _created(gateway_receipt, "deploy Gateway")
     tx.send(contract(w3, "TokenBridge").constructor(gateway, owner), "deploy TokenBridge")
-    (bridge_receipt,) = tx.wait()
+    tx.send(contract(w3, "Inbox").constructor(gateway), "deploy Inbox")
+    bridge_receipt, inbox_receipt = tx.wait()
     return Deployment(
         chain_id=tx.chain_id,
         gateway=gateway,
         bridge=_created(bridge_receipt, "deploy TokenBridge"),
         test_token=_created(token_receipt, "deploy TestToken"),
         owner=owner,
+        inbox=_created(inbox_receipt, "deploy Inbox"),
     )
 
 
@@ -499,6 +503,7 @@ class DevnetChain:
             "gateway": self.deployment.gateway,
             "bridge": self.deployment.bridge,
             "test_token": self.deployment.test_token,
+            "inbox": self.deployment.inbox,
             "wrapped_tokens": dict(self.wrapped_tokens),
             "finality": DEVNET_FINALITY,
         }

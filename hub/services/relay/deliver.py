@@ -63,7 +63,7 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
         if chain is None or chain.status != ChainStatus.ACTIVE:
             return report
         lease = lease_name(chain, relayer)
-        if not leases.acquire(session, lease, OWNER, ctx.settings.stuck_after_seconds * 2):
+        if not leases.acquire(session, lease, OWNER, ctx.settings.lease_seconds):
             report.note = "another submitter holds the lease"
             return report
     try:

@@ -42,7 +42,7 @@ def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
     """Scan one chain, under a lease so two scanners never race on one chain."""
     lease = f"scan:{chain_name}"
     with ctx.transaction() as session:
-        if not leases.acquire(session, lease, OWNER, 30):
+        if not leases.acquire(session, lease, OWNER, ctx.settings.lease_seconds):
             return ScanReport(chain_name, notes=["another scanner holds the lease"])
     try:
         with ctx.transaction() as session:
