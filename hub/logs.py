@@ -26,7 +26,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # The process's real stderr: Celery swaps sys.stderr for a logging proxy in its workers.
+    handler = logging.StreamHandler(sys.__stderr__)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

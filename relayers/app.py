@@ -37,6 +37,7 @@ def make_app(settings: Settings) -> Celery:
             }
         },
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
     )
     return app
 

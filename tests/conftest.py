@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +33,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A database of its own for this run, on the server HUB_TEST_DATABASE_URL names."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database of its own, on the server HUB_TEST_DATABASE_URL names; dropped afterwards."""
     base = make_url(os.environ.get("HUB_TEST_DATABASE_URL", DEFAULT_TEST_DB))
     name = f"islands_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
-CONTRACT_NAMES = ("Gateway", "TokenBridge", "BridgedToken", "TestToken")
+# Every compiled contract, as `make contracts` wrote them.
+CONTRACT_NAMES = tuple(sorted(p.stem for p in ARTIFACTS_DIR.glob("*.json")))
 
 
 class ArtifactError(RuntimeError):

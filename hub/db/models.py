@@ -255,6 +255,7 @@ class Cursor(Base):
     # The chain's final block when the scan last promoted: every message at or below
     # min(block_number, final_block) is settled as finalized or orphaned.
     final_block: Mapped[int] = mapped_column(BigInteger, default=0)
+    final_hash: Mapped[str] = mapped_column(String(66), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property

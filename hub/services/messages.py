@@ -7,11 +7,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db.models import Message, MessageEvent, Transfer, utcnow
-from hub.domain.errors import InvalidInputError, NotFoundError
+from hub.domain.errors import IllegalTransitionError, InvalidInputError, NotFoundError
 from hub.domain.states import MessageState, check_transition
 
 
@@ -19,16 +20,31 @@ def transition(
     session: Session, message: Message, new: MessageState, detail: str | None = None
 ) -> None:
     """Move a message to `new`, refusing what the state machine forbids, and record the step
-    in its timeline. Re-entering the current state is a no-op (tasks may run twice)."""
+    in its timeline. Re-entering the current state is a no-op (tasks may run twice).
+
+    The row moves only if it is still in the state this process read (a conditional UPDATE),
+    so two workers acting on one message at once cannot both move it."""
     current = MessageState(message.state)
     if current == new:
         return
     check_transition(current, new)
-    message.state = new.value
-    message.updated_at = utcnow()
-    session.add(
-        MessageEvent(message_id=message.id, state=new.value, at=message.updated_at, detail=detail)
+    now = utcnow()
+    moved = session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.state == current.value)
+        .values(state=new.value, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        session.refresh(message, ["state"])
+        if message.state == new.value:
+            return  # another worker made the same move first
+        raise IllegalTransitionError(
+            f"message {message.id} became {message.state} meanwhile; not moved to {new.value}"
+        )
+    set_committed_value(message, "state", new.value)
+    set_committed_value(message, "updated_at", now)
+    session.add(MessageEvent(message_id=message.id, state=new.value, at=now, detail=detail))
 
 
 def get_message(session: Session, message_id: str) -> Message:

@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("block_hash", sa.String(length=66), nullable=False),
         sa.Column("final_block", sa.BigInteger(), nullable=False),
+        sa.Column("final_hash", sa.String(length=66), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["chain_id"], ["chains.id"], name=op.f("fk_cursors_chain_id_chains")

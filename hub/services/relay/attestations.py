@@ -56,13 +56,37 @@ def validator_set(session: Session, dst: Chain) -> ValidatorSet:
 
 def record_attestation(session: Session, message: Message, signature: bytes) -> str:
     """Store a signature if it recovers to a member of the destination's current set;
-    promote the message to attested at the threshold. Returns the signer."""
-    if MessageState(message.state) not in ATTESTABLE:
-        raise ConflictError(f"message {message.id} is {message.state}, not final: nothing to sign")
+    promote the message to attested at the threshold. Returns the signer. Posting a stored
+    signature again is a no-op, in any state."""
     dst = chain_by_id(session, message.dst_chain_id)
     if dst is None:
         raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
     vset = validator_set(session, dst)
+    signer = _signer(message, dst, vset, signature)
+    if _stored(session, message, signer, vset.epoch):
+        return signer
+    if MessageState(message.state) not in ATTESTABLE:
+        raise ConflictError(f"message {message.id} is {message.state}: nothing to sign")
+    try:
+        with session.begin_nested():
+            session.add(
+                Attestation(
+                    message_id=message.id,
+                    validator=signer,
+                    epoch=vset.epoch,
+                    signature="0x" + signature.hex(),
+                )
+            )
+    except IntegrityError:
+        return signer  # the same signature arrived concurrently: one copy is enough
+    if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
+        transition(
+            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
+        )
+    return signer
+
+
+def _signer(message: Message, dst: Chain, vset: ValidatorSet, signature: bytes) -> str:
     digest = attestation_digest(
         bytes.fromhex(message.id[2:]), vset.epoch, dst.chain_id, dst.gateway_address
     )
@@ -75,36 +99,20 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
             f"signer {signer} is not in the validator set of {dst.name} (epoch {vset.epoch})",
             signer=signer,
         )
-    _store(session, message, signer, vset.epoch, signature)
-    if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
-        transition(
-            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
-        )
     return signer
 
 
-def _store(session: Session, message: Message, signer: str, epoch: int, signature: bytes) -> None:
-    exists = session.scalar(
-        select(Attestation.id).where(
-            Attestation.message_id == message.id,
-            Attestation.validator == signer,
-            Attestation.epoch == epoch,
-        )
-    )
-    if exists is not None:
-        return
-    try:
-        with session.begin_nested():
-            session.add(
-                Attestation(
-                    message_id=message.id,
-                    validator=signer,
-                    epoch=epoch,
-                    signature="0x" + signature.hex(),
-                )
+def _stored(session: Session, message: Message, signer: str, epoch: int) -> bool:
+    return (
+        session.scalar(
+            select(Attestation.id).where(
+                Attestation.message_id == message.id,
+                Attestation.validator == signer,
+                Attestation.epoch == epoch,
             )
-    except IntegrityError:
-        pass  # the same signature arrived concurrently: one copy is enough
+        )
+        is not None
+    )
 
 
 def _count(session: Session, message: Message, epoch: int) -> int:
@@ -131,3 +139,35 @@ def signatures_for(session: Session, message: Message, dst: Chain) -> list[bytes
     chosen = [r for r in rows if r.validator.lower() in members]
     chosen.sort(key=lambda r: int(r.validator, 16))
     return [bytes.fromhex(r.signature[2:]) for r in chosen[: vset.threshold]]
+
+
+def promote_signed(session: Session, dst: Chain) -> int:
+    """Attest every finalized message for `dst` whose stored signatures meet the threshold.
+
+    Validators store signatures concurrently, each in its own transaction, so none of them
+    may see the threshold reached; this sweep makes the state follow from the data."""
+    vset = session.get(ValidatorSet, dst.id)
+    if vset is None or vset.threshold < 1:
+        return 0
+    signed = (
+        select(Attestation.message_id)
+        .where(Attestation.epoch == vset.epoch)
+        .group_by(Attestation.message_id)
+        .having(func.count(Attestation.id) >= vset.threshold)
+    )
+    ready = session.scalars(
+        select(Message)
+        .where(
+            Message.dst_chain_id == dst.chain_id,
+            Message.state == _S.FINALIZED.value,
+            Message.id.in_(signed),
+        )
+        .order_by(Message.id)
+    )
+    promoted = 0
+    for message in ready:
+        transition(
+            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
+        )
+        promoted += 1
+    return promoted

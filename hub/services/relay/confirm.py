@@ -148,7 +148,8 @@ def _fail(ctx: RelayContext, session: Session, message: Message, error: str) -> 
 
 
 def _messages(session: Session, ids: list[str]) -> list[Message]:
-    return list(session.scalars(select(Message).where(Message.id.in_(ids))))
+    """In id order, the one order every writer of message rows uses (no deadlocks)."""
+    return list(session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)))
 
 
 def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:

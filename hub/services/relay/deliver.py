@@ -31,14 +31,18 @@ from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcn
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
 from hub.services.messages import transition
 from hub.services.relay import leases
-from hub.services.relay.attestations import signatures_for
+from hub.services.relay.attestations import promote_signed, signatures_for
 from hub.services.relay.context import RelayContext
 from hub.services.relay.outcomes import fail_attempt
 
 log = logging.getLogger("hub.relay.deliver")
 _S = MessageState
 OPEN_TX = ("pending", "superseded")
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner() -> str:
+    """Who holds a lease: this process (read at call time: prefork children differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -63,14 +67,14 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
         if chain is None or chain.status != ChainStatus.ACTIVE:
             return report
         lease = lease_name(chain, relayer)
-        if not leases.acquire(session, lease, OWNER, ctx.settings.lease_seconds):
+        if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
             report.note = "another submitter holds the lease"
             return report
     try:
         _round(ctx, chain_name, relayer, relayer_key, report)
     finally:
         with ctx.transaction() as session:
-            leases.release(session, lease, OWNER)
+            leases.release(session, lease, owner())
     return report
 
 
@@ -81,6 +85,7 @@ def _round(
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
         assert chain is not None
+        promote_signed(session, chain)
         if _in_flight(session, chain, relayer) >= settings.max_in_flight:
             report.note = "in-flight limit reached"
             return
@@ -248,7 +253,7 @@ def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) 
             status="pending",
         )
     )
-    for message in batch:
+    for message in sorted(batch, key=lambda m: m.id):  # the one row order of every writer
         message.dst_tx_hash = tx.tx_hash
         transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.base import (
@@ -48,7 +49,7 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
     head = adapter.head()
     final = adapter.finalized_block(FinalityPolicy.parse(chain.finality))
     cursor = _cursor(session, chain, final)
-    if not _canonical(session, chain, adapter, cursor, final, report):
+    if not _canonical(session, chain, adapter, cursor, report):
         return report
     start, end = cursor.block_number + 1, min(head.number, cursor.block_number + max_range)
     if start <= end:
@@ -63,7 +64,7 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
         cursor.block_number, cursor.block_hash = end, end_hash
         report.from_block, report.to_block = start, end
     promote(session, chain, adapter, final, report)
-    cursor.final_block = final.number
+    cursor.final_block, cursor.final_hash = final.number, final.hash
     return report
 
 
@@ -75,6 +76,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
             block_number=final.number,
             block_hash=final.hash,
             final_block=final.number,
+            final_hash=final.hash,
         )
         session.add(cursor)
     return cursor
@@ -85,27 +87,31 @@ def _canonical(
     chain: Chain,
     adapter: ChainAdapter,
     cursor: Cursor,
-    final: BlockRef,
     report: ScanReport,
 ) -> bool:
-    """Check the cursor's block is still canonical; rewind on a shallow reorg, pause the chain
-    on a deep one (below finality: the chain broke its own finality promise)."""
-    canonical = adapter.block_hash(cursor.block_number)
-    if canonical == cursor.block_hash:
-        return True
-    if cursor.block_number <= final.number:
-        reason = (
-            f"deep reorg on {chain.name}: block {cursor.block_number} was {cursor.block_hash}, "
-            f"now {canonical}, at or below the finalized block {final.number}"
-        )
-        chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
-        alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
-        report.reorg = reason
-        log.error("deep reorg", extra={"chain": chain.name, "block": cursor.block_number})
+    """A changed hash at the last final block is a deep reorg (the chain broke its finality
+    promise): pause the chain and alert. A changed hash at the cursor above it is a shallow
+    one: rewind to the last final block and scan again."""
+    if cursor.final_hash and adapter.block_hash(cursor.final_block) != cursor.final_hash:
+        _deep_reorg(session, chain, cursor, report)
         return False
+    if adapter.block_hash(cursor.block_number) == cursor.block_hash:
+        return True
     report.reorg = f"reorg above finality at block {cursor.block_number}; rescanning"
-    cursor.block_number, cursor.block_hash = final.number, final.hash
+    cursor.block_number = cursor.final_block
+    cursor.block_hash = cursor.final_hash or cursor.block_hash
     return True
+
+
+def _deep_reorg(session: Session, chain: Chain, cursor: Cursor, report: ScanReport) -> None:
+    reason = (
+        f"deep reorg on {chain.name}: final block {cursor.final_block} was "
+        f"{cursor.final_hash} and is no longer canonical; relaying from it is paused"
+    )
+    chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
+    alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
+    report.reorg = reason
+    log.error("deep reorg", extra={"chain": chain.name, "block": cursor.final_block})
 
 
 def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]) -> int:
@@ -115,14 +121,23 @@ def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]
         message_id = "0x" + item.id.hex()
         existing = session.get(Message, message_id)
         if existing is None:
-            session.add(_new_message(message_id, item))
-            session.flush()
-            _record_transfer(session, chain, message_id, item)
-            added += 1
+            added += _insert(session, chain, message_id, item)
         elif existing.state == MessageState.OBSERVED and existing.src_block_hash != item.block_hash:
             existing.src_block_number, existing.src_block_hash = item.block_number, item.block_hash
             existing.src_tx_hash, existing.src_log_index = item.tx_hash, item.log_index
     return added
+
+
+def _insert(session: Session, chain: Chain, message_id: str, item: ObservedMessage) -> int:
+    """Insert a message and its transfer; 0 when another scanner inserted it first."""
+    try:
+        with session.begin_nested():
+            session.add(_new_message(message_id, item))
+            session.flush()
+            _record_transfer(session, chain, message_id, item)
+    except IntegrityError:
+        return 0
+    return 1
 
 
 def _new_message(message_id: str, item: ObservedMessage) -> Message:
@@ -176,7 +191,8 @@ def _record_transfer(
 def apply_inbox(session: Session, chain: Chain, found: list[DeliveryOutcome]) -> int:
     """Deliveries the gateway reports, ours or anyone's: they settle the message."""
     settled = 0
-    for outcome in found:
+    # One order for every writer of message rows (by id), so writers never deadlock.
+    for outcome in sorted(found, key=lambda o: o.message_id):
         if outcome.status is DeliveryStatus.DELIVERED:
             settled += outcomes.mark_delivered(session, outcome)
     return settled
@@ -189,11 +205,13 @@ def promote(
     orphaned if a reorg replaced it."""
     waiting = list(
         session.scalars(
-            select(Message).where(
+            select(Message)
+            .where(
                 Message.src_chain_id == chain.chain_id,
                 Message.state == MessageState.OBSERVED.value,
                 Message.src_block_number <= final.number,
             )
+            .order_by(Message.id)
         )
     )
     hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}

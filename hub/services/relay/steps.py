@@ -17,7 +17,7 @@ from hub.services.relay import leases
 from hub.services.relay.attestations import refresh_validator_set
 from hub.services.relay.confirm import ConfirmReport, confirm_chain
 from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import OWNER, DeliverReport, deliver_ready
+from hub.services.relay.deliver import DeliverReport, deliver_ready, owner
 from hub.services.relay.scan import ScanReport, scan_chain
 from hub.services.relay.supply import SupplyCheck, watch_asset
 from hub.services.relay.validator import Validator, attest_pending
@@ -42,7 +42,7 @@ def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
     """Scan one chain, under a lease so two scanners never race on one chain."""
     lease = f"scan:{chain_name}"
     with ctx.transaction() as session:
-        if not leases.acquire(session, lease, OWNER, ctx.settings.lease_seconds):
+        if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
             return ScanReport(chain_name, notes=["another scanner holds the lease"])
     try:
         with ctx.transaction() as session:
@@ -56,7 +56,7 @@ def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
             return scan_chain(session, chain, adapter, ctx.settings.scan_range)
     finally:
         with ctx.transaction() as session:
-            leases.release(session, lease, OWNER)
+            leases.release(session, lease, owner())
 
 
 def deliver(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:

@@ -1,0 +1,264 @@
+"""The relay through real Celery workers, three validators (threshold 2), Postgres, Redis and
+three anvil chains. Balances and deliveries are checked on the chains themselves.
+
+The tests share one stack and run in file order: the last ones pause what they break."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.helpers import islands
+from tests.integration.relay.chain import (
+    Sender,
+    balance,
+    bridge_out,
+    contract,
+    delivered_counts,
+    rpc,
+    token_of,
+)
+from tests.integration.relay.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+Chains = dict[str, dict[str, Any]]
+ITT = 10**18
+LIFE = ["observed", "finalized", "attested", "submitted", "delivered"]
+
+
+def user(stack: Stack, chain: dict[str, Any]) -> Sender:
+    return Sender(chain, stack.key("user"))
+
+
+def transfer_of(stack: Stack, tx_hash: str) -> dict[str, Any] | None:
+    found = stack.get("/v1/transfers", src_tx_hash=tx_hash)
+    return found[0] if found else None
+
+
+def settled(stack: Stack, tx_hash: str, state: str = "delivered", timeout: float = 60) -> Any:
+    def check() -> Any:
+        t = transfer_of(stack, tx_hash)
+        return t if t and t["state"] == state else None
+
+    return wait_for(f"transfer {tx_hash} {state}", check, timeout)
+
+
+def message_state(stack: Stack, message_id: str) -> str | None:
+    """The message's state, or None while the hub has not observed it yet."""
+    answer = httpx.get(f"{stack.api}/v1/messages/{message_id}", timeout=30)
+    return None if answer.status_code == 404 else str(answer.json()["state"])
+
+
+def test_transfers_in_every_direction(stack: Stack, chains: Chains) -> None:
+    alpha, beta, gamma = chains["alpha"], chains["beta"], chains["gamma"]
+    doc, who = stack.doc, user(stack, alpha).address
+    moves = [(alpha, beta, 100 * ITT), (beta, alpha, 40 * ITT), (beta, gamma, 30 * ITT)]
+    for src, dst, amount in moves:
+        before_src, before_dst = balance(doc, src, who), balance(doc, dst, who)
+        sender = user(stack, src)
+        tx = bridge_out(sender, doc, dst, who, amount)
+        sender.wait(tx)
+        seen = wait_for("the transfer to show", lambda tx=tx: transfer_of(stack, tx), timeout=5)
+        assert seen["amount"] == str(amount) and seen["asset"] == "ITT"
+        assert (seen["src_chain"], seen["dst_chain"]) == (src["name"], dst["name"])
+        done = settled(stack, tx)
+        assert [step["state"] for step in done["timeline"]] == LIFE, done["timeline"]
+        assert all(step["at"] for step in done["timeline"])
+        assert balance(doc, src, who) == before_src - amount
+        assert balance(doc, dst, who) == before_dst + amount
+        assert delivered_counts(dst)[done["message_id"]] == 1
+
+    def balanced() -> Any:
+        supply = stack.get("/v1/assets/ITT")["supply"]
+        return supply if supply["balanced"] and supply["in_flight"] == "0" else None
+
+    supply = wait_for("the asset to settle", balanced, timeout=30)
+    assert int(supply["locked_at_home"]) == sum(int(v) for v in supply["wrapped"].values())
+    assert supply["wrapped"]["gamma"] == str(30 * ITT)
+
+
+def test_plain_message_between_contracts(stack: Stack, chains: Chains) -> None:
+    alpha, gamma = chains["alpha"], chains["gamma"]
+    inbox_a = contract(alpha, "Inbox", alpha["inbox"])
+    inbox_g = contract(gamma, "Inbox", gamma["inbox"])
+    received = inbox_g.functions.received().call()
+    sender = user(stack, alpha)
+    receipt = sender.wait(
+        sender.send(inbox_a.functions.post(gamma["chain_id"], gamma["inbox"], b"hello, gamma"))
+    )
+    message_id = (
+        "0x" + bytes(inbox_a.events.Posted().process_receipt(receipt)[0]["args"]["id"]).hex()
+    )
+    wait_for("the message delivered", lambda: message_state(stack, message_id) == "delivered")
+    message = stack.get(f"/v1/messages/{message_id}")
+    assert message["sender"] == alpha["inbox"] and message["transfer"] is None
+    assert len(message["attestations"]) >= 2
+    assert inbox_g.functions.received().call() == received + 1
+    assert inbox_g.functions.lastPayload().call() == b"hello, gamma"
+    assert inbox_g.functions.lastSender().call() == alpha["inbox"]
+    listed = stack.get("/v1/messages", src="alpha", dst="gamma", state="delivered")
+    assert message_id in [m["id"] for m in listed["items"]]
+
+
+def test_attestations_must_come_from_the_validator_set(stack: Stack) -> None:
+    delivered = stack.get("/v1/messages", state="delivered", limit=1)["items"][0]
+    url = f"{stack.api}/v1/messages/{delivered['id']}/attestations"
+    forged = "0x" + "11" * 64 + "1b"
+    answer = httpx.post(url, json={"signature": forged}, timeout=10)
+    assert answer.status_code == 422, answer.text
+    assert httpx.post(url, json={"signature": "0x1234"}, timeout=10).status_code == 422
+    again = httpx.post(
+        url, json={"signature": delivered["attestations"][0]["signature"]}, timeout=10
+    )
+    assert (
+        again.status_code == 201
+        and again.json()["signer"] == delivered["attestations"][0]["validator"]
+    )
+    assert len(stack.get(f"/v1/messages/{delivered['id']}")["attestations"]) == len(
+        delivered["attestations"]
+    )
+
+
+def test_failing_recipient_is_parked_then_retried(stack: Stack, chains: Chains) -> None:
+    alpha, beta = chains["alpha"], chains["beta"]
+    inbox = contract(alpha, "Inbox", alpha["inbox"])
+    sender = user(stack, alpha)
+    receipt = sender.wait(
+        sender.send(inbox.functions.post(beta["chain_id"], beta["inbox"], b"\xffno"))
+    )
+    message_id = "0x" + bytes(inbox.events.Posted().process_receipt(receipt)[0]["args"]["id"]).hex()
+
+    def parked() -> Any:
+        if message_state(stack, message_id) != "failed":
+            return None
+        m = stack.get(f"/v1/messages/{message_id}")
+        return m if m["next_attempt_at"] is None else None
+
+    message = wait_for("the message parked as failed", parked, timeout=60)
+    assert message["attempts"] == 2 and "Refused" in message["last_error"]
+    url = f"{stack.api}/v1/messages/{message_id}/retry"
+    assert httpx.post(url, timeout=10).status_code == 401
+    key = islands("keys", "create", "--role", "operator", database_url=stack.db_url).stdout.strip()
+    retried = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["attempts"] == 0
+    wait_for("it to fail again", lambda: stack.get(f"/v1/messages/{message_id}")["attempts"] >= 1)
+    assert delivered_counts(beta)[message_id] == 0
+
+
+def test_reorg_before_finality_orphans_the_message(stack: Stack, chains: Chains) -> None:
+    alpha, beta = chains["alpha"], chains["beta"]
+    who = user(stack, alpha).address
+    before = balance(stack.doc, beta, who)
+    rpc(alpha, "evm_setIntervalMining", 0)
+    try:
+        sender = user(stack, alpha)
+        contract_ = contract(alpha, "TestToken", token_of(stack.doc, alpha))
+        sender.send(contract_.functions.approve(alpha["bridge"], 7 * ITT))
+        rpc(alpha, "evm_mine")
+        tx = bridge_out_no_approve(sender, stack, alpha, beta, who, 7 * ITT)
+        rpc(alpha, "evm_mine")
+        seen = wait_for("the message observed", lambda: transfer_of(stack, tx), timeout=10)
+        assert seen["state"] == "observed"
+        rpc(alpha, "anvil_reorg", 1, [])
+    finally:
+        rpc(alpha, "evm_setIntervalMining", 1)
+    orphaned = settled(stack, tx, state="orphaned", timeout=30)
+    assert "reorg" in orphaned["timeline"][-1]["detail"]
+    time.sleep(3)
+    assert message_state(stack, orphaned["message_id"]) == "orphaned"
+    assert delivered_counts(beta)[orphaned["message_id"]] == 0
+    assert balance(stack.doc, beta, who) == before
+
+
+def bridge_out_no_approve(
+    sender: Sender, stack: Stack, src: dict[str, Any], dst: dict[str, Any], to: str, amount: int
+) -> str:
+    bridge = contract(src, "TokenBridge", src["bridge"])
+    return sender.send(
+        bridge.functions.bridgeOut(token_of(stack.doc, src), dst["chain_id"], to, amount)
+    )
+
+
+def test_worker_killed_mid_batch_of_200(stack: Stack, chains: Chains) -> None:
+    alpha, beta = chains["alpha"], chains["beta"]
+    count, amount = 200, ITT
+    sender = user(stack, alpha)
+    who = sender.address
+    before = balance(stack.doc, beta, who)
+    start_block = contract(beta, "Gateway", beta["gateway"]).w3.eth.block_number
+    token = contract(alpha, "TestToken", token_of(stack.doc, alpha))
+    sender.wait(sender.send(token.functions.approve(alpha["bridge"], count * amount)))
+    started = time.monotonic()
+    hashes = [bridge_out_no_approve(sender, stack, alpha, beta, who, amount) for _ in range(count)]
+
+    def mid_batch() -> Any:
+        """Some of the 200 sent or delivered, not all: the worker is in the middle."""
+        moving = stack.get("/v1/messages", dst="beta", state="submitted", limit=500)["items"]
+        return len(moving)
+
+    wait_for("a batch in flight", mid_batch, timeout=120, every=0.05)
+    stack.kill("relay", signal.SIGKILL)
+    time.sleep(1)
+    stack.start_relay_worker()
+
+    def all_delivered() -> bool:
+        return all((t := transfer_of(stack, h)) and t["state"] == "delivered" for h in hashes)
+
+    wait_for(f"all {count} transfers delivered", all_delivered, timeout=240, every=0.5)
+    elapsed = time.monotonic() - started
+    (stack.log_dir.parent / "relay-200.txt").write_text(f"{count} transfers in {elapsed:.1f}s\n")
+    print(f"\n{count} transfers alpha->beta, relay worker SIGKILLed mid-batch: {elapsed:.1f}s")
+    ids = {transfer_of(stack, h)["message_id"] for h in hashes}
+    counts = delivered_counts(beta, start_block)
+    assert len(ids) == count
+    assert all(counts[i] == 1 for i in ids), "every transfer delivered exactly once"
+    assert balance(stack.doc, beta, who) == before + count * amount
+
+
+def test_supply_watch_catches_a_mint_outside_the_bridge(stack: Stack, chains: Chains) -> None:
+    beta = chains["beta"]
+    wrapped = contract(beta, "BridgedToken", token_of(stack.doc, beta))
+    rpc(beta, "anvil_impersonateAccount", beta["bridge"])
+    rpc(beta, "anvil_setBalance", beta["bridge"], hex(10**18))
+    try:
+        tx = wrapped.functions.mint(user(stack, beta).address, 5 * ITT).transact(
+            {"from": beta["bridge"], "gas": 200_000}
+        )
+        assert wrapped.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    finally:
+        rpc(beta, "anvil_stopImpersonatingAccount", beta["bridge"])
+
+    def paused() -> Any:
+        asset = stack.get("/v1/assets/ITT")
+        return asset if asset["status"] == "paused" else None
+
+    asset = wait_for("the asset paused", paused, timeout=30)
+    assert asset["supply"]["balanced"] is False
+    assert "supply mismatch" in asset["status_reason"]
+    assert all(r["status"] == "paused" for r in stack.get("/v1/routes"))
+    assert any(a["kind"] == "supply_mismatch" for a in stack.get("/v1/alerts"))
+
+
+def test_deep_reorg_pauses_the_chain(stack: Stack, chains: Chains) -> None:
+    gamma = chains["gamma"]
+    wait_for(
+        "gamma scanned past block 20",
+        lambda: rpc(gamma, "eth_blockNumber") and int(rpc(gamma, "eth_blockNumber"), 16) > 20,
+    )
+    time.sleep(2)  # the cursor is at the head, well below which blocks are final
+    rpc(gamma, "anvil_reorg", 8, [])
+
+    def paused() -> Any:
+        chain = stack.get("/v1/chains/gamma")
+        return chain if chain["status"] == "paused" else None
+
+    chain = wait_for("gamma paused", paused, timeout=30)
+    assert "deep reorg" in chain["status_reason"]
+    assert any(a["kind"] == "deep_reorg" for a in stack.get("/v1/alerts"))
+    assert ADMIN_TOKEN  # the chain stays paused until an operator acts
