@@ -71,7 +71,8 @@ def _scanned(db_url: str) -> int:
 def _dump(db_url: str, path: Path) -> None:
     """What the database held at the end, for whoever reads a failed run's logs."""
     queries = {
-        "messages by state": "SELECT dst_chain_id, state, count(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2",
+        "messages by state": "SELECT dst_chain_id, state, count(*) FROM messages "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
         "deliveries": "SELECT id, dst_chain_id, tx_nonce, status, left(tx_hash, 12), "
         "json_array_length(message_ids::json), sent_at FROM deliveries ORDER BY id",
         "leases": "SELECT * FROM leases",
