@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.db.models import Alert
+from hub.db.models import Alert, utcnow
 
 log = logging.getLogger("hub.alerts")
 
@@ -31,3 +31,13 @@ def open_alerts(session: Session) -> list[Alert]:
     return list(
         session.scalars(select(Alert).where(Alert.resolved_at.is_(None)).order_by(Alert.id))
     )
+
+
+def resolve(session: Session, kind: str, subject: str) -> None:
+    """Close the open alert of this kind and subject, if there is one."""
+    for alert in session.scalars(
+        select(Alert).where(
+            Alert.kind == kind, Alert.subject == subject, Alert.resolved_at.is_(None)
+        )
+    ):
+        alert.resolved_at = utcnow()

@@ -93,6 +93,7 @@ def _follow(
         if receipt is not None:
             settle(ctx, session, chain, adapter, tx, receipt)
             for other in txs:
+                alerts.resolve(session, "stuck_tx", f"tx:{other.tx_hash}")
                 if other is not tx:
                     other.status = "replaced"
             report.mined += 1

@@ -23,6 +23,8 @@ RELAY_ENV = {
     "HUB_MAX_ATTEMPTS": "2",
     "HUB_RETRY_BASE_SECONDS": "0.5",
     "HUB_BATCH_SIZE": "50",
+    "HUB_STUCK_AFTER_SECONDS": "2",
+    "HUB_MAX_FEE_CAP_GWEI": "2",
     "HUB_LOG_LEVEL": "INFO",
 }
 

@@ -230,6 +230,37 @@ def test_worker_killed_mid_batch_of_200(stack: Stack, chains: Chains) -> None:
     assert balance(stack.doc, beta, who) == before + count * amount
 
 
+def test_stuck_delivery_is_replaced_then_alerted_at_the_fee_cap(
+    stack: Stack, chains: Chains
+) -> None:
+    alpha, beta = chains["alpha"], chains["beta"]
+    who = user(stack, alpha).address
+    before = balance(stack.doc, beta, who)
+    rpc(beta, "evm_setIntervalMining", 0)  # beta stops making blocks: the delivery waits
+    try:
+        sender = user(stack, alpha)
+        tx = bridge_out(sender, stack.doc, beta, who, 3 * ITT)
+        sender.wait(tx)
+        submitted = settled(stack, tx, state="submitted", timeout=30)
+        first_try = stack.get(f"/v1/messages/{submitted['message_id']}")["dst_tx_hash"]
+        alert = wait_for(
+            "a stuck-transaction alert",
+            lambda: [a for a in stack.get("/v1/alerts") if a["kind"] == "stuck_tx"],
+            timeout=60,
+        )
+        assert "fee cap" in alert[0]["message"]
+    finally:
+        rpc(beta, "evm_setIntervalMining", 1)
+    done = settled(stack, tx, timeout=60)
+    assert done["dst_tx_hash"] != first_try  # a replacement with a higher fee was mined
+    assert delivered_counts(beta)[done["message_id"]] == 1
+    wait_for(
+        "the alert resolved",
+        lambda: not [a for a in stack.get("/v1/alerts") if a["kind"] == "stuck_tx"],
+    )
+    assert balance(stack.doc, beta, who) == before + 3 * ITT
+
+
 def test_supply_watch_catches_a_mint_outside_the_bridge(stack: Stack, chains: Chains) -> None:
     beta = chains["beta"]
     wrapped = contract(beta, "BridgedToken", token_of(stack.doc, beta))
