@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
@@ -114,6 +115,61 @@ def devnet_deploy(
     except Exception as exc:  # shown as a message, never a traceback
         raise fail(f"could not deploy to {rpc}: {exc}") from None
     typer.echo(json.dumps(dataclasses.asdict(deployment), indent=2))
+
+
+DevnetFile = Annotated[Path, typer.Option(help="The devnet description `islands up` wrote")]
+
+
+def _devnet_doc(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        raise fail(f"{path} not found: start the hub with `make run` (or `islands devnet up`)")
+    return dict(json.loads(path.read_text()))
+
+
+def _base_units(amount: str) -> int:
+    try:
+        value = Decimal(amount) * 10**18
+    except InvalidOperation:
+        raise fail(f"amount {amount!r} is not a number") from None
+    if value <= 0 or value != value.to_integral_value():
+        raise fail("amount must be positive, with at most 18 decimals")
+    return int(value)
+
+
+@devnet_app.command("bridge")
+def devnet_bridge(
+    src: Annotated[str, typer.Option("--from", help="Source chain name")],
+    dst: Annotated[str, typer.Option("--to", help="Destination chain name")],
+    amount: Annotated[str, typer.Option(help="Whole ITT, e.g. 100 or 0.5")],
+    devnet_file: DevnetFile = Path(".state/devnet.json"),
+) -> None:
+    """Bridge ITT with TokenBridge.bridgeOut as the devnet's user; prints the tx and message."""
+    from adapters.evm.demo import bridge, user_key
+
+    doc = _devnet_doc(devnet_file)
+    try:
+        sent = bridge(doc, src, dst, _base_units(amount), user_key(doc))
+    except Exception as exc:  # a chain's refusal, shown as a message
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps({"src_tx_hash": sent.tx_hash, "message_id": sent.message_id}))
+
+
+@devnet_app.command("send")
+def devnet_send(
+    src: Annotated[str, typer.Option("--from", help="Source chain name")],
+    dst: Annotated[str, typer.Option("--to", help="Destination chain name")],
+    text: Annotated[str, typer.Option(help="The payload, as text")],
+    devnet_file: DevnetFile = Path(".state/devnet.json"),
+) -> None:
+    """Send a plain message from the Inbox app on one chain to the Inbox on another."""
+    from adapters.evm.demo import send_message, user_key
+
+    doc = _devnet_doc(devnet_file)
+    try:
+        sent = send_message(doc, src, dst, text.encode(), user_key(doc))
+    except Exception as exc:  # a chain's refusal, shown as a message
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps({"src_tx_hash": sent.tx_hash, "message_id": sent.message_id}))
 
 
 @keys_app.command("create")
