@@ -126,19 +126,27 @@ def _count(session: Session, message: Message, epoch: int) -> int:
     )
 
 
-def signatures_for(session: Session, message: Message, dst: Chain) -> list[bytes]:
-    """Threshold-many signatures of the current epoch, ascending by signer, as the gateway
-    requires (strictly ascending signers rule out duplicates)."""
+def signatures_for(session: Session, messages: list[Message], dst: Chain) -> dict[str, list[bytes]]:
+    """For each message, threshold-many signatures of the current epoch, ascending by signer,
+    as the gateway requires (strictly ascending signers rule out duplicates). One query."""
     vset = validator_set(session, dst)
-    rows = session.scalars(
-        select(Attestation)
-        .where(Attestation.message_id == message.id, Attestation.epoch == vset.epoch)
-        .order_by(Attestation.validator)
-    )
     members = {v.lower() for v in vset.validators}
-    chosen = [r for r in rows if r.validator.lower() in members]
-    chosen.sort(key=lambda r: int(r.validator, 16))
-    return [bytes.fromhex(r.signature[2:]) for r in chosen[: vset.threshold]]
+    rows = session.scalars(
+        select(Attestation).where(
+            Attestation.message_id.in_([m.id for m in messages]), Attestation.epoch == vset.epoch
+        )
+    )
+    by_message: dict[str, list[Attestation]] = {m.id: [] for m in messages}
+    for row in rows:
+        if row.validator.lower() in members:
+            by_message[row.message_id].append(row)
+    return {
+        message_id: [
+            bytes.fromhex(r.signature[2:])
+            for r in sorted(found, key=lambda r: int(r.validator, 16))[: vset.threshold]
+        ]
+        for message_id, found in by_message.items()
+    }
 
 
 def promote_signed(session: Session, dst: Chain) -> int:

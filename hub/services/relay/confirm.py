@@ -19,15 +19,13 @@ from adapters.base import (
     FeeQuote,
     NonceTooLowError,
     Receipt,
-    SignedMessage,
 )
 from hub.db.models import Chain, Delivery, Message, utcnow
 from hub.domain.states import MessageState
 from hub.services import alerts
 from hub.services.messages import transition
-from hub.services.relay.attestations import signatures_for
 from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import OPEN_TX, wire_message
+from hub.services.relay.deliver import OPEN_TX, delivery_row, signed_batch
 from hub.services.relay.outcomes import fail_attempt, mark_delivered
 
 log = logging.getLogger("hub.relay.confirm")
@@ -200,23 +198,10 @@ def _replace(
         _resend(adapter, tx)
         return False
     messages = _messages(session, tx.message_ids)
-    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in messages]
+    signed = signed_batch(session, chain, messages)
     new = adapter.sign_delivery(chain.gateway_address, signed, key, tx.tx_nonce, fee, tx.gas)
     tx.status = "superseded"
-    session.add(
-        Delivery(
-            dst_chain_id=tx.dst_chain_id,
-            relayer=tx.relayer,
-            tx_nonce=tx.tx_nonce,
-            tx_hash=new.tx_hash,
-            raw_tx=new.raw,
-            gas=new.gas,
-            max_fee=str(fee.max_fee_per_gas),
-            priority_fee=str(fee.max_priority_fee_per_gas),
-            message_ids=tx.message_ids,
-            status="pending",
-        )
-    )
+    session.add(delivery_row(new, tx.dst_chain_id, tx.message_ids))
     for message in messages:
         if message.state == _S.SUBMITTED:
             message.dst_tx_hash = new.tx_hash

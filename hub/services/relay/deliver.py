@@ -180,7 +180,7 @@ def _simulated(
 ) -> tuple[list[Message], int] | None:
     """Simulate the batch; when it reverts, find the messages that make it revert, count a
     failed attempt for each, and go on with the rest."""
-    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in batch]
+    signed = signed_batch(session, chain, batch)
     try:
         return batch, adapter.simulate_delivery(chain.gateway_address, signed, relayer)
     except SimulationError as exc:
@@ -231,28 +231,37 @@ def _sign(
     key: str,
     gas: int,
 ) -> SignedTx:
-    signed = [SignedMessage(wire_message(m), signatures_for(session, m, chain)) for m in batch]
+    signed = signed_batch(session, chain, batch)
     nonce = next_nonce(session, chain, adapter, relayer)
     return adapter.sign_delivery(
         chain.gateway_address, signed, key, nonce, adapter.fee_quote(), gas
     )
 
 
-def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) -> None:
-    session.add(
-        Delivery(
-            dst_chain_id=chain.chain_id,
-            relayer=tx.sender,
-            tx_nonce=tx.nonce,
-            tx_hash=tx.tx_hash,
-            raw_tx=tx.raw,
-            gas=tx.gas,
-            max_fee=str(tx.fee.max_fee_per_gas),
-            priority_fee=str(tx.fee.max_priority_fee_per_gas),
-            message_ids=[m.id for m in batch],
-            status="pending",
-        )
+def signed_batch(session: Session, chain: Chain, messages: list[Message]) -> list[SignedMessage]:
+    """The messages with the signatures the destination gateway checks."""
+    signatures = signatures_for(session, messages, chain)
+    return [SignedMessage(wire_message(m), signatures[m.id]) for m in messages]
+
+
+def delivery_row(tx: SignedTx, dst_chain_id: int, message_ids: list[str]) -> Delivery:
+    """The record of a signed delivery transaction, kept before it is sent."""
+    return Delivery(
+        dst_chain_id=dst_chain_id,
+        relayer=tx.sender,
+        tx_nonce=tx.nonce,
+        tx_hash=tx.tx_hash,
+        raw_tx=tx.raw,
+        gas=tx.gas,
+        max_fee=str(tx.fee.max_fee_per_gas),
+        priority_fee=str(tx.fee.max_priority_fee_per_gas),
+        message_ids=message_ids,
+        status="pending",
     )
+
+
+def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) -> None:
+    session.add(delivery_row(tx, chain.chain_id, [m.id for m in batch]))
     for message in sorted(batch, key=lambda m: m.id):  # the one row order of every writer
         message.dst_tx_hash = tx.tx_hash
         transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
