@@ -63,7 +63,10 @@ def migrated_pg(pg_url: str) -> str:
     return pg_url
 
 
-REGISTRY_TABLES = "audit_log, asset_deployments, assets, routes, chains, api_keys"
+REGISTRY_TABLES = (
+    "audit_log, asset_deployments, assets, routes, chains, api_keys, message_events, "
+    "attestations, transfers, messages, cursors, validator_sets, deliveries, leases, alerts"
+)
 
 
 @pytest.fixture

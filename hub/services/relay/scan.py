@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from adapters.base import (
     BlockRef,
@@ -18,7 +18,7 @@ from adapters.base import (
     FinalityPolicy,
     ObservedMessage,
 )
-from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Transfer
+from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Route, Transfer
 from hub.domain.states import ChainStatus, MessageState
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
@@ -202,7 +202,8 @@ def promote(
     session: Session, chain: Chain, adapter: ChainAdapter, final: BlockRef, report: ScanReport
 ) -> None:
     """Observed messages at or below the final block: finalized if their block is canonical,
-    orphaned if a reorg replaced it."""
+    orphaned if a reorg replaced it; a final message with no route to its destination is
+    rejected (an operator retries it once the route exists)."""
     waiting = list(
         session.scalars(
             select(Message)
@@ -215,11 +216,28 @@ def promote(
         )
     )
     hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
+    routed = routed_destinations(session, chain)
     for message in waiting:
-        if hashes[message.src_block_number] == message.src_block_hash:
-            transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
-            report.finalized += 1
-        else:
+        if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
             transition(session, message, MessageState.ORPHANED, detail)
             report.orphaned += 1
+            continue
+        transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
+        report.finalized += 1
+        if message.dst_chain_id not in routed:
+            reason = f"no route from {chain.name} to chain id {message.dst_chain_id}"
+            message.last_error = reason
+            transition(session, message, MessageState.REJECTED, reason)
+
+
+def routed_destinations(session: Session, chain: Chain) -> set[int]:
+    """Chain ids this chain has a route to (paused or not: a paused route makes messages
+    wait, a missing one rejects them)."""
+    dst = aliased(Chain)
+    query = (
+        select(dst.chain_id)
+        .join(Route, Route.dst_chain_id == dst.id)
+        .where(Route.src_chain_id == chain.id)
+    )
+    return set(session.scalars(query))

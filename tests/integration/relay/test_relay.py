@@ -109,6 +109,18 @@ def test_plain_message_between_contracts(stack: Stack, chains: Chains) -> None:
     assert message_id in [m["id"] for m in listed["items"]]
 
 
+def test_message_without_a_route_is_rejected(stack: Stack, chains: Chains) -> None:
+    alpha = chains["alpha"]
+    inbox = contract(alpha, "Inbox", alpha["inbox"])
+    sender = user(stack, alpha)
+    receipt = sender.wait(sender.send(inbox.functions.post(999_999, alpha["inbox"], b"anyone?")))
+    posted = inbox.events.Posted().process_receipt(receipt, errors=DISCARD)[0]
+    message_id = "0x" + bytes(posted["args"]["id"]).hex()
+    wait_for("the message rejected", lambda: message_state(stack, message_id) == "rejected")
+    message = stack.get(f"/v1/messages/{message_id}")
+    assert "no route" in message["last_error"] and message["dst_chain"] is None
+
+
 def test_attestations_must_come_from_the_validator_set(stack: Stack) -> None:
     delivered = stack.get("/v1/messages", state="delivered", limit=1)["items"][0]
     url = f"{stack.api}/v1/messages/{delivered['id']}/attestations"

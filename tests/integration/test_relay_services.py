@@ -1,0 +1,243 @@
+"""The relay's decisions on a real Postgres: which messages a batch takes, backoff and
+parking, two workers moving one message, operator retry, rejection without a route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.db.models import (
+    Asset,
+    Attestation,
+    Chain,
+    Message,
+    MessageEvent,
+    Route,
+    Transfer,
+    ValidatorSet,
+    utcnow,
+)
+from hub.domain.errors import ConflictError, IllegalTransitionError
+from hub.domain.states import MessageState
+from hub.services.messages import transition
+from hub.services.relay.attestations import promote_signed
+from hub.services.relay.deliver import pick_batch
+from hub.services.relay.outcomes import fail_attempt
+from hub.services.relay.retry import retry_message
+from hub.services.relay.scan import routed_destinations
+
+pytestmark = pytest.mark.integration
+S = MessageState
+_ids = count(1)
+
+
+@pytest.fixture
+def engine(clean_db: str) -> Iterator[Engine]:
+    engine = create_engine(clean_db)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with sessionmaker(engine, expire_on_commit=False)() as s:
+        yield s
+
+
+def add_chain(session: Session, name: str, chain_id: int) -> Chain:
+    chain = Chain(
+        name=name,
+        chain_id=chain_id,
+        family="evm",
+        rpc_urls=["http://127.0.0.1:1"],
+        finality="2",
+        gateway_address="0x" + "11" * 20,
+        bridge_address="0x" + "22" * 20,
+    )
+    session.add(chain)
+    session.flush()
+    return chain
+
+
+def add_message(session: Session, src: Chain, dst: Chain, state: S, **fields: object) -> Message:
+    n = next(_ids)
+    message = Message(
+        id="0x" + n.to_bytes(32, "big").hex(),
+        version=1,
+        src_chain_id=src.chain_id,
+        dst_chain_id=dst.chain_id,
+        nonce=n,
+        sender="0x" + "33" * 20,
+        recipient="0x" + "44" * 20,
+        payload=b"",
+        state=state.value,
+        src_block_number=1,
+        src_block_hash="0x" + "00" * 32,
+        src_tx_hash="0x" + n.to_bytes(32, "big").hex(),
+        src_log_index=0,
+        **fields,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+@pytest.fixture
+def pair(session: Session) -> tuple[Chain, Chain, Route]:
+    alpha, beta = add_chain(session, "alpha", 1), add_chain(session, "beta", 2)
+    route = Route(src=alpha, dst=beta, status="active")
+    session.add(route)
+    session.commit()
+    return alpha, beta, route
+
+
+def test_retries_never_starve_new_messages(
+    session: Session, pair: tuple[Chain, Chain, Route]
+) -> None:
+    alpha, beta, _ = pair
+    due = utcnow() - timedelta(seconds=1)
+    fresh = [add_message(session, alpha, beta, S.ATTESTED) for _ in range(30)]
+    retries = [
+        add_message(session, alpha, beta, S.FAILED, attempts=1, next_attempt_at=due)
+        for _ in range(30)
+    ]
+    later = add_message(
+        session, alpha, beta, S.FAILED, attempts=1, next_attempt_at=utcnow() + timedelta(hours=1)
+    )
+    parked = add_message(session, alpha, beta, S.FAILED, attempts=5, next_attempt_at=None)
+    batch = {m.id for m in pick_batch(session, beta, 20)}
+    assert len(batch) == 20
+    assert len(batch & {m.id for m in fresh}) == 15  # new ones come first ...
+    assert len(batch & {m.id for m in retries}) == 5  # ... but retries keep a quarter
+    assert later.id not in batch and parked.id not in batch
+    only_retries = {m.id for m in pick_batch(session, alpha, 20)}
+    assert only_retries == set()  # nothing is bound for alpha
+
+
+def test_paused_route_or_asset_holds_messages(
+    session: Session, pair: tuple[Chain, Chain, Route]
+) -> None:
+    alpha, beta, route = pair
+    plain = add_message(session, alpha, beta, S.ATTESTED)
+    asset = Asset(symbol="ITT", home_chain=alpha, home_token="0x" + "55" * 20, status="paused")
+    session.add(asset)
+    token_move = add_message(session, alpha, beta, S.ATTESTED)
+    session.add(
+        Transfer(
+            message_id=token_move.id,
+            asset=asset,
+            home_chain_id=1,
+            home_token=asset.home_token,
+            sender="0x" + "33" * 20,
+            recipient="0x" + "33" * 20,
+            amount="5",
+        )
+    )
+    session.flush()
+    assert [m.id for m in pick_batch(session, beta, 10)] == [plain.id]
+    route.status = "paused"
+    assert pick_batch(session, beta, 10) == []
+
+
+def test_backoff_then_parked(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
+    alpha, beta, _ = pair
+    message = add_message(session, alpha, beta, S.SUBMITTED)
+    fail_attempt(session, message, "recipient reverted: Refused()", max_attempts=3, base_seconds=10)
+    assert message.state == S.FAILED and message.attempts == 1
+    assert message.next_attempt_at is not None
+    first_wait = (message.next_attempt_at - utcnow()).total_seconds()
+    assert 9 <= first_wait <= 15.1  # 10 s, plus up to half again of jitter
+    transition(session, message, S.SUBMITTED, "retry")
+    fail_attempt(session, message, "again", max_attempts=3, base_seconds=10)
+    second_wait = (message.next_attempt_at - utcnow()).total_seconds()
+    assert 19 <= second_wait <= 30.1  # doubled
+    transition(session, message, S.SUBMITTED, "retry")
+    fail_attempt(session, message, "and again", max_attempts=3, base_seconds=10)
+    assert message.attempts == 3 and message.next_attempt_at is None  # parked
+    assert message.last_error == "and again"
+    steps = session.scalars(select(MessageEvent.state).where(MessageEvent.message_id == message.id))
+    assert list(steps).count("failed") == 3
+
+
+def test_two_workers_cannot_both_move_a_message(
+    engine: Engine, pair: tuple[Chain, Chain, Route]
+) -> None:
+    alpha, beta, _ = pair
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as setup:
+        message_id = add_message(setup, alpha, beta, S.FINALIZED).id
+        setup.commit()
+    with factory() as one, factory() as two:
+        a, b = one.get(Message, message_id), two.get(Message, message_id)
+        assert a is not None and b is not None
+        transition(one, a, S.ATTESTED, "worker one")
+        one.commit()
+        transition(two, b, S.ATTESTED, "worker two")  # the same move: a no-op
+        two.commit()
+    with factory() as three, factory() as four:
+        c, d = three.get(Message, message_id), four.get(Message, message_id)
+        assert c is not None and d is not None
+        transition(three, c, S.SUBMITTED, "worker three")
+        three.commit()
+        with pytest.raises(IllegalTransitionError, match="meanwhile"):
+            transition(four, d, S.DELIVERED, "worker four, acting on a stale read")
+    with factory() as check:
+        steps = check.scalars(
+            select(MessageEvent.state).where(MessageEvent.message_id == message_id)
+        )
+        assert list(steps) == ["attested", "submitted"]
+
+
+def test_operator_retry(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
+    alpha, beta, _ = pair
+    session.add(ValidatorSet(chain_id=beta.id, epoch=1, threshold=2, validators=["0xA", "0xB"]))
+    parked = add_message(session, alpha, beta, S.FAILED, attempts=5, last_error="Refused()")
+    for validator in ("0xA", "0xB"):
+        session.add(Attestation(message_id=parked.id, validator=validator, epoch=1, signature="0x"))
+    unsigned = add_message(session, alpha, beta, S.REJECTED)
+    delivered = add_message(session, alpha, beta, S.DELIVERED)
+    session.flush()
+    retry_message(session, parked, "key:1")
+    assert (parked.state, parked.attempts, parked.last_error) == (S.ATTESTED, 0, None)
+    retry_message(session, unsigned, "key:1")
+    assert unsigned.state == S.FINALIZED  # waits for fresh signatures
+    with pytest.raises(ConflictError, match="only failed or rejected"):
+        retry_message(session, delivered, "key:1")
+
+
+def test_promotion_follows_stored_signatures(
+    session: Session, pair: tuple[Chain, Chain, Route]
+) -> None:
+    alpha, beta, _ = pair
+    session.add(
+        ValidatorSet(chain_id=beta.id, epoch=2, threshold=2, validators=["0xA", "0xB", "0xC"])
+    )
+    ready = add_message(session, alpha, beta, S.FINALIZED)
+    short = add_message(session, alpha, beta, S.FINALIZED)
+    stale = add_message(session, alpha, beta, S.FINALIZED)
+    for message_id, validator, epoch in [
+        (ready.id, "0xA", 2),
+        (ready.id, "0xC", 2),
+        (short.id, "0xB", 2),
+        (stale.id, "0xA", 1),
+        (stale.id, "0xB", 1),
+    ]:
+        session.add(
+            Attestation(message_id=message_id, validator=validator, epoch=epoch, signature="0x")
+        )
+    session.flush()
+    assert promote_signed(session, beta) == 1
+    assert (ready.state, short.state, stale.state) == (S.ATTESTED, S.FINALIZED, S.FINALIZED)
+
+
+def test_routes_decide_rejection(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
+    alpha, beta, route = pair
+    assert routed_destinations(session, alpha) == {beta.chain_id}
+    route.status = "paused"  # paused still counts: its messages wait, they are not rejected
+    assert routed_destinations(session, alpha) == {beta.chain_id}
+    assert routed_destinations(session, beta) == set()
