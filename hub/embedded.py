@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ def run(
 ) -> None:
     """Start everything, print how to reach it, serve until Ctrl-C, then stop what it started."""
     configure(settings.log_level)
+    # SIGTERM (kill, timeout, a service manager) stops as cleanly as Ctrl-C: without this,
+    # uvicorn re-raises it into the default handler, which exits without cleaning up.
+    signal.signal(signal.SIGTERM, _terminate)
     with ExitStack() as stack:
         devnet = _start_devnet(stack, settings, chains, base_port, block_time)
         upgrade(settings.database_url)
@@ -52,6 +56,10 @@ def run(
         finally:
             app.state.engine.dispose()
         print("Stopped.", flush=True)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _start_devnet(

@@ -7,6 +7,7 @@ import time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +49,7 @@ USER_MINT = 1_000 * 10**18
 DEVNET_FINALITY = 2
 VALIDATOR_THRESHOLD = 2
 RECEIPT_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1
 
 
 class DevnetError(RuntimeError):
@@ -230,6 +233,14 @@ class AnvilNode:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM when the parent dies, so a hub killed
+    with SIGKILL still leaves no chain running (its own process group keeps Ctrl-C away)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def anvil_command(
     anvil: Path,
     port: int,
@@ -276,6 +287,7 @@ def start_anvil(
         stdout=log_file or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks taken
     )
     node = AnvilNode(process, port, chain_id, log_path, log_file)
     try:
