@@ -3,7 +3,7 @@ recovering a signer of the destination gateway's current validator set."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,10 +38,19 @@ def refresh_validator_set(session: Session, chain: Chain, adapter: ChainAdapter)
 
 
 def _unattest(session: Session, chain: Chain, epoch: int) -> None:
+    """Signatures of the old epoch no longer count: what waited to be delivered with them
+    (attested, or failed with a retry pending; parked ones wait for an operator) goes back
+    to be signed again."""
     stale = session.scalars(
-        select(Message).where(
-            Message.dst_chain_id == chain.chain_id, Message.state == _S.ATTESTED.value
+        select(Message)
+        .where(
+            Message.dst_chain_id == chain.chain_id,
+            or_(
+                Message.state == _S.ATTESTED.value,
+                and_(Message.state == _S.FAILED.value, Message.next_attempt_at.is_not(None)),
+            ),
         )
+        .order_by(Message.id)
     )
     for message in stale:
         transition(session, message, _S.FINALIZED, f"validator set changed to epoch {epoch}")

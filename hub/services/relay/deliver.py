@@ -31,7 +31,11 @@ from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcn
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
 from hub.services.messages import transition
 from hub.services.relay import leases
-from hub.services.relay.attestations import promote_signed, signatures_for
+from hub.services.relay.attestations import (
+    promote_signed,
+    refresh_validator_set,
+    signatures_for,
+)
 from hub.services.relay.context import RelayContext
 from hub.services.relay.outcomes import fail_attempt
 
@@ -85,6 +89,8 @@ def _round(
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
         assert chain is not None
+        adapter = ctx.adapter(chain)
+        refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
         promote_signed(session, chain)
         if _in_flight(session, chain, relayer) >= settings.max_in_flight:
             report.note = "in-flight limit reached"
@@ -92,7 +98,6 @@ def _round(
         batch = pick_batch(session, chain, settings.batch_size)
         if not batch:
             return
-        adapter = ctx.adapter(chain)
         signed = _simulated(session, chain, adapter, batch, relayer, ctx)
         if not signed:
             return

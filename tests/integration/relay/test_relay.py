@@ -273,6 +273,28 @@ def test_stuck_delivery_is_replaced_then_alerted_at_the_fee_cap(
     assert balance(stack.doc, beta, who) == before + 3 * ITT
 
 
+def test_validator_set_rotation(stack: Stack, chains: Chains) -> None:
+    """The owner changes beta's set (a new epoch, validator 3 out): the hub reads it, and the
+    next transfer is delivered with signatures of the new epoch from the remaining two."""
+    alpha, beta = chains["alpha"], chains["beta"]
+    gateway = contract(beta, "Gateway", beta["gateway"])
+    epoch = gateway.functions.epoch().call()
+    owner = Sender(beta, stack.key("deployer"))
+    keep = stack.doc["validators"]["addresses"][:2]
+    owner.wait(owner.send(gateway.functions.setValidators(keep, 2)))
+    assert gateway.functions.epoch().call() == epoch + 1
+    who = user(stack, alpha).address
+    before = balance(stack.doc, beta, who)
+    sender = user(stack, alpha)
+    tx = bridge_out(sender, stack.doc, beta, who, 2 * ITT)
+    sender.wait(tx)
+    done = settled(stack, tx, timeout=60)
+    message = stack.get(f"/v1/messages/{done['message_id']}")
+    signers = {a["validator"] for a in message["attestations"] if a["epoch"] == epoch + 1}
+    assert signers == set(keep)
+    assert balance(stack.doc, beta, who) == before + 2 * ITT
+
+
 def test_supply_watch_catches_a_mint_outside_the_bridge(stack: Stack, chains: Chains) -> None:
     beta = chains["beta"]
     wrapped = contract(beta, "BridgedToken", token_of(stack.doc, beta))
