@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from hub.api.routers import alerts, assets, chains, health, messages, routes
@@ -48,6 +49,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_describe(e) for e in exc.errors()]
         return error_response(422, "invalid_input", "; ".join(problems), problems=problems)
+
+    @app.exception_handler(DataError)
+    async def out_of_range(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold (a number out of range): bad input, not a fault.
+        return error_response(422, "invalid_input", f"a value is out of range: {exc.orig}")
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:

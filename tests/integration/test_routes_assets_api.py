@@ -65,6 +65,12 @@ def test_routes(
     )
     assert paused.json()["status"] == "paused" and paused.json()["status_by"] == "admin-token"
     assert_error(client.patch("/v1/routes/999", json={"paused": True}, headers=admin), 404)
+    # Found by schemathesis: an id past Postgres's integer range was a 500.
+    huge = client.patch("/v1/routes/14676445546", json={"paused": True}, headers=admin)
+    assert_error(huge, 422)
+    assert_error(client.get("/v1/messages/not-an-id"), 422)
+    assert_error(client.get("/v1/messages", params={"cursor": "garbage"}), 422)
+    assert_error(client.get("/v1/messages", params={"state": "lost"}), 422, "state must be")
     assert [r["status"] for r in client.get("/v1/routes").json()] == ["paused"]
 
     client.delete("/v1/chains/beta", headers=admin).raise_for_status()

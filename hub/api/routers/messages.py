@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from hub.services.relay.attestations import record_attestation
 from hub.services.relay.retry import retry_message
 
 router = APIRouter(tags=["messages"])
+MessageId = Annotated[str, Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="32 bytes, hex")]
 
 
 def chain_names(session: Session) -> dict[int, str]:
@@ -66,7 +67,7 @@ def list_messages(
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageOut)
-def get_message(message_id: str, session: SessionDep) -> MessageOut:
+def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
     """A message's state, timeline, transactions, attestations and last error."""
     return MessageOut.of(svc.get_message(session, message_id), chain_names(session))
 
@@ -77,7 +78,7 @@ def get_message(message_id: str, session: SessionDep) -> MessageOut:
     response_model=AttestationAccepted,
 )
 def post_attestation(
-    message_id: str, body: AttestationIn, session: SessionDep
+    message_id: MessageId, body: AttestationIn, session: SessionDep
 ) -> AttestationAccepted:
     """A validator's signature; kept only if it recovers to a member of the current set."""
     message = svc.get_message(session, message_id)
@@ -87,7 +88,7 @@ def post_attestation(
 
 
 @router.post("/v1/messages/{message_id}/retry", response_model=MessageOut)
-def retry(message_id: str, session: SessionDep, principal: OperatorDep) -> MessageOut:
+def retry(message_id: MessageId, session: SessionDep, principal: OperatorDep) -> MessageOut:
     """Put a failed (or rejected) message back in line, attempts from zero."""
     message = retry_message(session, svc.get_message(session, message_id), principal.actor)
     commit(session)
@@ -105,5 +106,5 @@ def list_transfers(
 
 
 @router.get("/v1/transfers/{message_id}", response_model=TransferOut)
-def get_transfer(message_id: str, session: SessionDep) -> TransferOut:
+def get_transfer(message_id: MessageId, session: SessionDep) -> TransferOut:
     return TransferOut.of(svc.get_transfer(session, message_id), chain_names(session))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from hub.api.deps import AdminDep, OperatorDep, SessionDep, commit
 from hub.api.schemas import RouteCreate, RouteOut, RoutePatch
 from hub.services import routes as svc
 
 router = APIRouter(prefix="/v1/routes", tags=["routes"])
+RouteId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RouteOut)
@@ -24,13 +27,13 @@ def list_routes(session: SessionDep) -> list[RouteOut]:
 
 
 @router.get("/{route_id}", response_model=RouteOut)
-def get_route(route_id: int, session: SessionDep) -> RouteOut:
+def get_route(route_id: RouteId, session: SessionDep) -> RouteOut:
     return RouteOut.of(svc.get_route(session, route_id))
 
 
 @router.patch("/{route_id}", response_model=RouteOut)
 def update_route(
-    route_id: int, body: RoutePatch, session: SessionDep, principal: OperatorDep
+    route_id: RouteId, body: RoutePatch, session: SessionDep, principal: OperatorDep
 ) -> RouteOut:
     """Pause or resume a route (operators may: pausing is an emergency brake)."""
     route = svc.get_route(session, route_id)
