@@ -21,7 +21,6 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token with the admin role; unset disables it"
     )
-    reads_require_key: bool = False
 
     # The RPC network policy: which URLs the hub agrees to contact when a chain registers.
     rpc_allowed_schemes: list[str] = ["http", "https"]
@@ -59,7 +58,5 @@ class Settings(BaseSettings):
     fee_bump_percent: int = Field(default=25, ge=10)
     max_fee_cap_gwei: int = Field(default=500, ge=1)
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
     state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"

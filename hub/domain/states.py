@@ -52,8 +52,6 @@ MESSAGE_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     _MS.ORPHANED: frozenset(),
 }
 
-TERMINAL_STATES = frozenset({_MS.DELIVERED, _MS.ORPHANED})
-
 
 def check_transition(current: MessageState, new: MessageState) -> None:
     """Refuse a transition the state machine does not allow."""

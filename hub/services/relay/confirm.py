@@ -41,6 +41,11 @@ class ConfirmReport:
     replaced: int = 0
     dropped: int = 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether this step changed anything worth a log event."""
+        return bool(self.mined or self.replaced or self.dropped)
+
 
 def confirm_chain(ctx: RelayContext, chain_name: str, relayer_key: str) -> ConfirmReport:
     report = ConfirmReport(chain_name)

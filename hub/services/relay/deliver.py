@@ -57,6 +57,11 @@ class DeliverReport:
     dropped: int = 0
     note: str | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether this step changed anything worth a log event."""
+        return bool(self.sent)
+
 
 def lease_name(chain: Chain, relayer: str) -> str:
     return f"deliver:{chain.chain_id}:{relayer.lower()}"

@@ -40,6 +40,13 @@ class ScanReport:
     reorg: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def busy(self) -> bool:
+        """Whether this step changed anything worth a log event."""
+        return bool(
+            self.observed or self.finalized or self.orphaned or self.delivered or self.reorg
+        )
+
 
 def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range: int) -> ScanReport:
     """One bounded step of scanning; call again until `to_block` reaches the head."""

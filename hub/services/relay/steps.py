@@ -3,6 +3,7 @@ the embedded loop call exactly these."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -80,9 +81,20 @@ def supply(ctx: RelayContext, symbol: str) -> SupplyCheck | None:
 
 
 def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
-    """Run a step; a chain that cannot answer is logged, not raised (the next tick retries)."""
+    """Run a step; a chain that cannot answer is logged, not raised (the next tick retries).
+    A step that did something says so in one log event with its counts."""
     try:
-        return step(*args)
+        result = step(*args)
     except AdapterError as exc:
         log.warning("step failed", extra={"step": what, "error": str(exc)})
         return None
+    _report(what, result)
+    return result
+
+
+def _report(what: str, result: object) -> None:
+    if isinstance(result, int) and result:
+        log.info(what, extra={"count": result})
+    elif getattr(result, "busy", False) and dataclasses.is_dataclass(result):
+        fields = dataclasses.asdict(result)  # type: ignore[arg-type]
+        log.info(what, extra={k: v for k, v in fields.items() if v not in (None, 0, [], {})})

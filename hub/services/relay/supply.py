@@ -117,7 +117,3 @@ def pause_routes(session: Session, asset: Asset, reason: str) -> None:
     ):
         if route.status == RouteStatus.ACTIVE:
             set_route_paused(session, route, True, "supply-watch", reason)
-
-
-def assets(session: Session) -> list[Asset]:
-    return list(session.scalars(select(Asset).order_by(Asset.id)))

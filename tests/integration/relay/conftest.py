@@ -16,7 +16,7 @@ from hub.db.migrate import upgrade
 from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import fresh_database, start_api
-from tests.fixtures.chains import _with_free_ports
+from tests.fixtures.chains import with_free_ports
 from tests.integration.relay.stack import RELAY_ENV, Stack, wait_for
 
 BLOCK_TIME = 0.25
@@ -25,7 +25,7 @@ BLOCK_TIME = 0.25
 @pytest.fixture(scope="package")
 def relay_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     state = tmp_path_factory.mktemp("relay-devnet")
-    devnet = _with_free_ports(3, lambda base: up(3, base, state, block_time=BLOCK_TIME))
+    devnet = with_free_ports(3, lambda base: up(3, base, state, block_time=BLOCK_TIME))
     yield devnet
     devnet.stop()
 
