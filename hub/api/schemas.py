@@ -65,6 +65,17 @@ class LiveOut(BaseModel):
     error: str | None = None
 
 
+class RelayStateOut(BaseModel):
+    """How far the hub has read the chain, and the validator set its gateway requires."""
+
+    start_block: int = Field(description="the hub relays what the chain sent from here on")
+    cursor_block: int = Field(description="gateway logs read up to here")
+    settled_block: int = Field(description="every message at or below is final or orphaned")
+    validator_epoch: int | None = None
+    validator_threshold: int | None = None
+    validators: list[str] = Field(default_factory=list)
+
+
 class ChainOut(BaseModel):
     name: str
     chain_id: int
@@ -79,9 +90,12 @@ class ChainOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     live: LiveOut | None = None
+    relay: RelayStateOut | None = None
 
     @classmethod
-    def of(cls, chain: Chain, live: LiveOut | None = None) -> ChainOut:
+    def of(
+        cls, chain: Chain, live: LiveOut | None = None, relay: RelayStateOut | None = None
+    ) -> ChainOut:
         return cls(
             name=chain.name,
             chain_id=chain.chain_id,
@@ -96,6 +110,7 @@ class ChainOut(BaseModel):
             created_at=chain.created_at,
             updated_at=chain.updated_at,
             live=live,
+            relay=relay,
         )
 
 

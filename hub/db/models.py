@@ -250,6 +250,8 @@ class Cursor(Base):
     __tablename__ = "cursors"
 
     chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    # The hub relays what the chain sends from here on, never what came before.
+    start_block: Mapped[int] = mapped_column(BigInteger, default=0)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
     # The chain's final block when the scan last promoted: every message at or below

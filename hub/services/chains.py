@@ -13,7 +13,7 @@ from adapters.registry import UnknownFamilyError, create_adapter
 from hub.db.models import Chain, Cursor, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import ChainStatus, RouteStatus
-from hub.services import audit
+from hub.services import alerts, audit
 from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url, scrub
 
 
@@ -202,6 +202,9 @@ def update_chain(
         if change.rpc_urls is not None:
             chain.rpc_urls = change.rpc_urls
             changed["rpc_urls"] = [redact_url(u) for u in urls]
+    resuming = change.paused is False and chain.status == ChainStatus.PAUSED
+    if resuming and reanchor(session, chain, timeout):
+        changed["reanchored"] = True
     if change.paused is not None:
         chain.status = ChainStatus.PAUSED if change.paused else ChainStatus.ACTIVE
         chain.status_reason = change.reason if change.paused else None
@@ -212,6 +215,33 @@ def update_chain(
     session.flush()
     audit.record(session, actor, "chain.update", f"chain:{chain.name}", **changed)
     return chain
+
+
+REANCHOR_RESCAN = 500
+
+
+def reanchor(session: Session, chain: Chain, timeout: float) -> bool:
+    """Resuming a chain accepts its history as it is now. If the cursor's last final block is
+    no longer canonical (a deep reorg paused the chain), scanning starts again a little below
+    it on the new history: messages seen twice are recorded once, and ones the reorg removed
+    are orphaned when their block no longer matches."""
+    cursor = session.get(Cursor, chain.id)
+    if cursor is None or not cursor.final_hash:
+        return False
+    adapter = chain_adapter(chain, timeout)
+    try:
+        if adapter.block_hash(cursor.final_block) == cursor.final_hash:
+            return False
+        start = max(cursor.start_block, cursor.final_block - REANCHOR_RESCAN)
+        start_hash = adapter.block_hash(start)
+    except AdapterError as exc:
+        raise CheckFailedError(f"could not read {chain.name} to resume it: {exc}") from None
+    if start_hash is None:
+        raise CheckFailedError(f"{chain.name} has no block {start} to resume from")
+    cursor.block_number, cursor.block_hash = start, start_hash
+    cursor.final_block, cursor.final_hash = start, start_hash
+    alerts.resolve(session, "deep_reorg", f"chain:{chain.name}")
+    return True
 
 
 def retire_chain(session: Session, chain: Chain, actor: str, reason: str | None) -> Chain:

@@ -119,6 +119,7 @@ def upgrade() -> None:
     op.create_table(
         "cursors",
         sa.Column("chain_id", sa.Integer(), nullable=False),
+        sa.Column("start_block", sa.BigInteger(), nullable=False),
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("block_hash", sa.String(length=66), nullable=False),
         sa.Column("final_block", sa.BigInteger(), nullable=False),

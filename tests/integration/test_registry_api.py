@@ -66,6 +66,8 @@ def test_register_own_chain_with_one_call(
     shown = client.get("/v1/chains/own").json()
     assert shown["live"]["reachable"] is True
     assert shown["live"]["head"] >= shown["live"]["finalized"] >= 0
+    relay = shown["relay"]  # scanning starts at the head the chain had when it registered
+    assert relay["start_block"] == relay["cursor_block"] <= shown["live"]["head"]
     assert [c["name"] for c in client.get("/v1/chains").json()] == ["own"]
     assert count(clean_db, "audit_log") == 1
 

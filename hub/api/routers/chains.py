@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from sqlalchemy.orm import Session
 
 from adapters.base import FinalityPolicy
 from hub.api.deps import AdminDep, PolicyDep, SessionDep, SettingsDep, commit
-from hub.api.schemas import ChainCreate, ChainOut, ChainPatch, LiveOut
+from hub.api.schemas import ChainCreate, ChainOut, ChainPatch, LiveOut, RelayStateOut
+from hub.db.models import Chain, Cursor, ValidatorSet
 from hub.services import chains as svc
 
 router = APIRouter(prefix="/v1/chains", tags=["chains"])
@@ -45,7 +47,22 @@ def get_chain(name: str, session: SessionDep, settings: SettingsDep) -> ChainOut
     """A chain with its live head and finalized block, as the chain reports them now."""
     chain = svc.get_chain(session, name)
     live = svc.live_status(chain, settings.rpc_timeout)
-    return ChainOut.of(chain, LiveOut(**live.__dict__))
+    return ChainOut.of(chain, LiveOut(**live.__dict__), _relay_state(session, chain))
+
+
+def _relay_state(session: Session, chain: Chain) -> RelayStateOut | None:
+    cursor = session.get(Cursor, chain.id)
+    if cursor is None:
+        return None
+    vset = session.get(ValidatorSet, chain.id)
+    return RelayStateOut(
+        start_block=cursor.start_block,
+        cursor_block=cursor.block_number,
+        settled_block=cursor.settled_block,
+        validator_epoch=vset.epoch if vset else None,
+        validator_threshold=vset.threshold if vset else None,
+        validators=vset.validators if vset else [],
+    )
 
 
 @router.patch("/{name}", response_model=ChainOut)

@@ -80,6 +80,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
     if cursor is None:  # registered before cursors existed: start at the final block
         cursor = Cursor(
             chain_id=chain.id,
+            start_block=final.number,
             block_number=final.number,
             block_hash=final.hash,
             final_block=final.number,

@@ -335,4 +335,19 @@ def test_deep_reorg_pauses_the_chain(stack: Stack, chains: Chains) -> None:
     chain = wait_for("gamma paused", paused, timeout=30)
     assert "deep reorg" in chain["status_reason"]
     assert any(a["kind"] == "deep_reorg" for a in stack.get("/v1/alerts"))
-    assert ADMIN_TOKEN  # the chain stays paused until an operator acts
+    time.sleep(2)
+    assert stack.get("/v1/chains/gamma")["status"] == "paused"  # it waits for an operator
+
+    # The operator resumes: the hub accepts the new history and scans gamma again from it.
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    resumed = httpx.patch(
+        f"{stack.api}/v1/chains/gamma", json={"paused": False}, headers=admin, timeout=30
+    )
+    assert resumed.status_code == 200 and resumed.json()["status"] == "active"
+    cursor = stack.get("/v1/chains/gamma")["relay"]["cursor_block"]
+    wait_for(
+        "gamma scanned again",
+        lambda: stack.get("/v1/chains/gamma")["relay"]["cursor_block"] > cursor + 4,
+    )
+    assert stack.get("/v1/chains/gamma")["status"] == "active"
+    assert not any(a["kind"] == "deep_reorg" for a in stack.get("/v1/alerts"))
