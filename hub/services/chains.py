@@ -97,6 +97,7 @@ def register_chain(
     session.add(
         Cursor(
             chain_id=chain.id,
+            start_block=head.number,
             block_number=head.number,
             block_hash=head.hash,
             final_block=final.number,
