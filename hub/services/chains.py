@@ -101,6 +101,7 @@ def register_chain(
             block_number=head.number,
             block_hash=head.hash,
             final_block=final.number,
+            final_hash=final.hash,
         )
     )
     audit.record(session, actor, "chain.register", f"chain:{spec.name}", chain_id=spec.chain_id)
