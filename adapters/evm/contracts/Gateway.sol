@@ -74,9 +74,10 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
     // ------------------------------------------------------------------ sending
 
     /// @notice Sends `payload` to `recipient` on chain `dstChainId`; returns the message id.
+    /// @dev Not `nonReentrant`: it makes no external call, and a recipient may answer from
+    /// inside `handleMessage` (request/reply applications).
     function send(uint64 dstChainId, address recipient, bytes calldata payload)
         external
-        nonReentrant
         whenNotPaused
         returns (bytes32 id)
     {

@@ -9,8 +9,9 @@ interface IGatewaySend {
 
 /// @notice A minimal application on the Islands gateway: it sends its own payloads and keeps
 /// what it receives. A payload whose first byte is 0xff is refused, so a failing recipient
-/// can be shown on purpose.
+/// can be shown on purpose; a "ping" is answered with a "pong" from inside the handler.
 contract Inbox is IMessageRecipient {
+    bytes32 private constant PING = keccak256("ping");
     address public immutable gateway;
     uint256 public received;
     bytes32 public lastId;
@@ -38,6 +39,10 @@ contract Inbox is IMessageRecipient {
         if (msg.sender != gateway) revert OnlyGateway();
         if (payload.length > 0 && payload[0] == 0xff) revert Refused();
         received += 1;
+        if (keccak256(payload) == PING) {
+            bytes32 reply = IGatewaySend(gateway).send(srcChainId, sender, "pong");
+            emit Posted(reply, srcChainId, sender, "pong");
+        }
         lastId = id;
         lastSrcChainId = srcChainId;
         lastSender = sender;

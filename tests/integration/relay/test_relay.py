@@ -109,6 +109,33 @@ def test_plain_message_between_contracts(stack: Stack, chains: Chains) -> None:
     assert message_id in [m["id"] for m in listed["items"]]
 
 
+def test_a_recipient_replies_from_its_handler(stack: Stack, chains: Chains) -> None:
+    """Request and reply: the Inbox on beta answers a ping with a pong sent from inside its
+    handler; the hub relays the answer back to alpha."""
+    alpha, beta = chains["alpha"], chains["beta"]
+    inbox_a = contract(alpha, "Inbox", alpha["inbox"])
+    sender = user(stack, alpha)
+    receipt = sender.wait(
+        sender.send(inbox_a.functions.post(beta["chain_id"], beta["inbox"], b"ping"))
+    )
+    ping = (
+        "0x"
+        + bytes(
+            inbox_a.events.Posted().process_receipt(receipt, errors=DISCARD)[0]["args"]["id"]
+        ).hex()
+    )
+    wait_for("the ping delivered", lambda: message_state(stack, ping) == "delivered")
+
+    def pong() -> Any:
+        found = stack.get("/v1/messages", src="beta", dst="alpha", sender=beta["inbox"])["items"]
+        return next((m for m in found if m["payload"] == "0x" + b"pong".hex()), None)
+
+    answer = wait_for("the pong observed", pong)
+    wait_for("the pong delivered", lambda: message_state(stack, answer["id"]) == "delivered")
+    assert inbox_a.functions.lastPayload().call() == b"pong"
+    assert inbox_a.functions.lastSender().call() == beta["inbox"]
+
+
 def test_message_without_a_route_is_rejected(stack: Stack, chains: Chains) -> None:
     alpha = chains["alpha"]
     inbox = contract(alpha, "Inbox", alpha["inbox"])
