@@ -125,9 +125,10 @@ def _deep_reorg(session: Session, chain: Chain, cursor: Cursor, report: ScanRepo
 def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]) -> int:
     """Insert messages not seen before (the id is the key); refresh where a reorg moved one."""
     added = 0
-    for item in found:
-        message_id = "0x" + item.id.hex()
-        existing = session.get(Message, message_id)
+    ids = ["0x" + item.id.hex() for item in found]
+    known = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+    for message_id, item in zip(ids, found, strict=True):
+        existing = known.get(message_id)
         if existing is None:
             added += _insert(session, chain, message_id, item)
         elif existing.state == MessageState.OBSERVED and existing.src_block_hash != item.block_hash:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, ChainAdapter
@@ -76,10 +76,21 @@ def check_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
 def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
     """Amounts whose source side (lock or burn) is in the read blocks and whose destination
     side (mint or release) is not."""
+    # A transfer delivered at or below its destination's settled block contributes nothing
+    # (its source side settled before it): leave those out, so the work stays bounded.
+    settled = [
+        and_(Message.dst_chain_id == chain_id, Message.dst_block_number <= block)
+        for chain_id, block in blocks.items()
+    ]
+    done = and_(Message.state == MessageState.DELIVERED.value, or_(false(), *settled))
     rows = session.execute(
         select(Transfer.amount, Message)
         .join(Message, Transfer.message_id == Message.id)
-        .where(Transfer.asset_id == asset.id, Message.state != MessageState.ORPHANED.value)
+        .where(
+            Transfer.asset_id == asset.id,
+            Message.state != MessageState.ORPHANED.value,
+            ~done,
+        )
     ).all()
     total = 0
     for amount, message in rows:
