@@ -8,9 +8,10 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -136,6 +137,18 @@ def _base_units(amount: str) -> int:
     return int(value)
 
 
+def _as_user(devnet_file: Path, act: Callable[[dict[str, Any], str], Any]) -> None:
+    """Act as the devnet's user on its chains; print the transaction and message as JSON."""
+    from adapters.evm.demo import user_key
+
+    doc = _devnet_doc(devnet_file)
+    try:
+        sent = act(doc, user_key(doc))
+    except Exception as exc:  # a chain's refusal, shown as a message
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps({"src_tx_hash": sent.tx_hash, "message_id": sent.message_id}))
+
+
 @devnet_app.command("bridge")
 def devnet_bridge(
     src: Annotated[str, typer.Option("--from", help="Source chain name")],
@@ -144,14 +157,10 @@ def devnet_bridge(
     devnet_file: DevnetFile = Path(".state/devnet.json"),
 ) -> None:
     """Bridge ITT with TokenBridge.bridgeOut as the devnet's user; prints the tx and message."""
-    from adapters.evm.demo import bridge, user_key
+    from adapters.evm.demo import bridge
 
-    doc = _devnet_doc(devnet_file)
-    try:
-        sent = bridge(doc, src, dst, _base_units(amount), user_key(doc))
-    except Exception as exc:  # a chain's refusal, shown as a message
-        raise fail(str(exc)) from None
-    typer.echo(json.dumps({"src_tx_hash": sent.tx_hash, "message_id": sent.message_id}))
+    units = _base_units(amount)
+    _as_user(devnet_file, lambda doc, key: bridge(doc, src, dst, units, key))
 
 
 @devnet_app.command("send")
@@ -162,14 +171,9 @@ def devnet_send(
     devnet_file: DevnetFile = Path(".state/devnet.json"),
 ) -> None:
     """Send a plain message from the Inbox app on one chain to the Inbox on another."""
-    from adapters.evm.demo import send_message, user_key
+    from adapters.evm.demo import send_message
 
-    doc = _devnet_doc(devnet_file)
-    try:
-        sent = send_message(doc, src, dst, text.encode(), user_key(doc))
-    except Exception as exc:  # a chain's refusal, shown as a message
-        raise fail(str(exc)) from None
-    typer.echo(json.dumps({"src_tx_hash": sent.tx_hash, "message_id": sent.message_id}))
+    _as_user(devnet_file, lambda doc, key: send_message(doc, src, dst, text.encode(), key))
 
 
 @keys_app.command("create")

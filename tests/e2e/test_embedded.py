@@ -68,21 +68,17 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         proc.kill()
 
 
-def cli(hub: dict[str, Any], *args: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "islands"),
-            "devnet",
-            *args,
-            "--devnet-file",
-            str(hub["state"] / "devnet.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def run_cli(hub: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """`islands devnet ARGS --devnet-file ...`, as a user types it."""
+    command = [str(Path(sys.executable).parent / "islands"), "devnet", *args]
+    command += ["--devnet-file", str(hub["state"] / "devnet.json")]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def cli(hub: dict[str, Any], *args: str) -> dict[str, Any]:
+    result = run_cli(hub, *args)
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -127,28 +123,11 @@ def test_transfer_and_message_cross_in_one_process(hub: dict[str, Any]) -> None:
 
 
 def test_bad_cli_input_is_a_message_not_a_traceback(hub: dict[str, Any]) -> None:
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "islands"),
-            "devnet",
-            "bridge",
-            "--from",
-            "alpha",
-            "--to",
-            "nowhere",
-            "--amount",
-            "-1",
-            "--devnet-file",
-            str(hub["state"] / "devnet.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli(hub, "bridge", "--from", "alpha", "--to", "nowhere", "--amount", "-1")
     assert result.returncode == 1 and "error:" in result.stderr
     assert "Traceback" not in result.stderr
+    result = run_cli(hub, "bridge", "--from", "alpha", "--to", "nowhere", "--amount", "5")
+    assert result.returncode == 1 and "no devnet chain named 'nowhere'" in result.stderr
 
 
 def test_ctrl_c_stops_everything(hub: dict[str, Any]) -> None:

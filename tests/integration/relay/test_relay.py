@@ -36,6 +36,17 @@ def user(stack: Stack, chain: dict[str, Any]) -> Sender:
     return Sender(chain, stack.key("user"))
 
 
+def post(
+    stack: Stack, src: dict[str, Any], dst_chain_id: int, recipient: str, payload: bytes
+) -> str:
+    """`Inbox.post` on `src` as the devnet user; returns the message id."""
+    inbox = contract(src, "Inbox", src["inbox"])
+    sender = user(stack, src)
+    receipt = sender.wait(sender.send(inbox.functions.post(dst_chain_id, recipient, payload)))
+    posted = inbox.events.Posted().process_receipt(receipt, errors=DISCARD)[0]
+    return "0x" + bytes(posted["args"]["id"]).hex()
+
+
 def transfer_of(stack: Stack, tx_hash: str) -> dict[str, Any] | None:
     found = stack.get("/v1/transfers", src_tx_hash=tx_hash)
     return found[0] if found else None
@@ -85,19 +96,9 @@ def test_transfers_in_every_direction(stack: Stack, chains: Chains) -> None:
 
 def test_plain_message_between_contracts(stack: Stack, chains: Chains) -> None:
     alpha, gamma = chains["alpha"], chains["gamma"]
-    inbox_a = contract(alpha, "Inbox", alpha["inbox"])
     inbox_g = contract(gamma, "Inbox", gamma["inbox"])
     received = inbox_g.functions.received().call()
-    sender = user(stack, alpha)
-    receipt = sender.wait(
-        sender.send(inbox_a.functions.post(gamma["chain_id"], gamma["inbox"], b"hello, gamma"))
-    )
-    message_id = (
-        "0x"
-        + bytes(
-            inbox_a.events.Posted().process_receipt(receipt, errors=DISCARD)[0]["args"]["id"]
-        ).hex()
-    )
+    message_id = post(stack, alpha, gamma["chain_id"], gamma["inbox"], b"hello, gamma")
     wait_for("the message delivered", lambda: message_state(stack, message_id) == "delivered")
     message = stack.get(f"/v1/messages/{message_id}")
     assert message["sender"] == alpha["inbox"] and message["transfer"] is None
@@ -114,16 +115,7 @@ def test_a_recipient_replies_from_its_handler(stack: Stack, chains: Chains) -> N
     handler; the hub relays the answer back to alpha."""
     alpha, beta = chains["alpha"], chains["beta"]
     inbox_a = contract(alpha, "Inbox", alpha["inbox"])
-    sender = user(stack, alpha)
-    receipt = sender.wait(
-        sender.send(inbox_a.functions.post(beta["chain_id"], beta["inbox"], b"ping"))
-    )
-    ping = (
-        "0x"
-        + bytes(
-            inbox_a.events.Posted().process_receipt(receipt, errors=DISCARD)[0]["args"]["id"]
-        ).hex()
-    )
+    ping = post(stack, alpha, beta["chain_id"], beta["inbox"], b"ping")
     wait_for("the ping delivered", lambda: message_state(stack, ping) == "delivered")
 
     def pong() -> Any:
@@ -138,11 +130,7 @@ def test_a_recipient_replies_from_its_handler(stack: Stack, chains: Chains) -> N
 
 def test_message_without_a_route_is_rejected(stack: Stack, chains: Chains) -> None:
     alpha = chains["alpha"]
-    inbox = contract(alpha, "Inbox", alpha["inbox"])
-    sender = user(stack, alpha)
-    receipt = sender.wait(sender.send(inbox.functions.post(999_999, alpha["inbox"], b"anyone?")))
-    posted = inbox.events.Posted().process_receipt(receipt, errors=DISCARD)[0]
-    message_id = "0x" + bytes(posted["args"]["id"]).hex()
+    message_id = post(stack, alpha, 999_999, alpha["inbox"], b"anyone?")
     wait_for("the message rejected", lambda: message_state(stack, message_id) == "rejected")
     message = stack.get(f"/v1/messages/{message_id}")
     assert "no route" in message["last_error"] and message["dst_chain"] is None
@@ -169,17 +157,7 @@ def test_attestations_must_come_from_the_validator_set(stack: Stack) -> None:
 
 def test_failing_recipient_is_parked_then_retried(stack: Stack, chains: Chains) -> None:
     alpha, beta = chains["alpha"], chains["beta"]
-    inbox = contract(alpha, "Inbox", alpha["inbox"])
-    sender = user(stack, alpha)
-    receipt = sender.wait(
-        sender.send(inbox.functions.post(beta["chain_id"], beta["inbox"], b"\xffno"))
-    )
-    message_id = (
-        "0x"
-        + bytes(
-            inbox.events.Posted().process_receipt(receipt, errors=DISCARD)[0]["args"]["id"]
-        ).hex()
-    )
+    message_id = post(stack, alpha, beta["chain_id"], beta["inbox"], b"\xffno")
 
     def parked() -> Any:
         if message_state(stack, message_id) != "failed":
