@@ -64,8 +64,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "token": token,
         "log": output,
     }
-    if proc.poll() is None:
-        proc.kill()
+    if proc.poll() is None:  # a test failed before Ctrl-C: stop it as a user would
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # its anvils die with it (PR_SET_PDEATHSIG)
 
 
 def run_cli(hub: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
