@@ -213,6 +213,11 @@ class AttestationOut(BaseModel):
     created_at: datetime
 
 
+def timeline(message: Message) -> list[StepOut]:
+    """Each state the message entered, with when and why."""
+    return [StepOut(state=e.state, at=e.at, detail=e.detail) for e in message.events]
+
+
 class TransferOut(BaseModel):
     message_id: str
     state: str
@@ -248,7 +253,7 @@ class TransferOut(BaseModel):
             home_token=transfer.home_token,
             src_tx_hash=m.src_tx_hash,
             dst_tx_hash=m.dst_tx_hash if m.state == "delivered" else None,
-            timeline=[StepOut(state=e.state, at=e.at, detail=e.detail) for e in m.events],
+            timeline=timeline(m),
         )
 
 
@@ -304,7 +309,7 @@ class MessageOut(BaseModel):
             last_error=m.last_error,
             created_at=m.created_at,
             updated_at=m.updated_at,
-            timeline=[StepOut(state=e.state, at=e.at, detail=e.detail) for e in m.events],
+            timeline=timeline(m),
             attestations=[
                 AttestationOut(
                     validator=a.validator,

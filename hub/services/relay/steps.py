@@ -16,12 +16,12 @@ from hub.db.models import Asset, Chain, ValidatorSet, utcnow
 from hub.domain.states import ChainStatus
 from hub.services.relay import leases
 from hub.services.relay.attestations import refresh_validator_set
-from hub.services.relay.confirm import ConfirmReport, confirm_chain
+from hub.services.relay.confirm import confirm_chain
 from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import DeliverReport, deliver_ready, owner
+from hub.services.relay.deliver import deliver_ready, owner
 from hub.services.relay.scan import ScanReport, scan_chain
 from hub.services.relay.supply import SupplyCheck, watch_asset
-from hub.services.relay.validator import Validator, attest_pending
+from hub.services.relay.validator import attest_pending
 
 log = logging.getLogger("hub.relay")
 VALIDATOR_SET_MAX_AGE = timedelta(seconds=10)
@@ -60,16 +60,10 @@ def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
             leases.release(session, lease, owner())
 
 
-def deliver(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
-    return deliver_ready(ctx, chain_name, relayer_key)
-
-
-def confirm(ctx: RelayContext, chain_name: str, relayer_key: str) -> ConfirmReport:
-    return confirm_chain(ctx, chain_name, relayer_key)
-
-
-def attest(ctx: RelayContext, validator: Validator) -> int:
-    return attest_pending(ctx, validator)
+# The other steps are the services themselves, under the names the tasks and the loop use.
+deliver = deliver_ready
+confirm = confirm_chain
+attest = attest_pending
 
 
 def supply(ctx: RelayContext, symbol: str) -> SupplyCheck | None:
