@@ -4,7 +4,7 @@ UV := .tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit lint contracts devnet clean
+.PHONY: setup services run test test-unit lint contracts devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -20,10 +20,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+services:
+	scripts/services.sh
+
 run: setup
 	$(BIN)/islands up
 
-test: setup
+test: setup services
 	$(BIN)/pytest
 
 test-unit: setup
