@@ -85,7 +85,9 @@ def devnet_up(
         net = devnet.up(chains, base_port, state_dir, block_time=block_time)
     except Exception as exc:  # the devnet reports failures as plain messages
         raise fail(str(exc)) from None
+    config = write_validator_config(net.to_json(), state_dir)
     typer.echo(f"devnet of {chains} chains is up; description: {net.json_path}")
+    typer.echo(f"validators' own view of these chains (HUB_VALIDATOR_CONFIG): {config}")
     try:
         while all(c.node is None or c.node.running for c in net.chains):
             time.sleep(0.5)
@@ -94,6 +96,16 @@ def devnet_up(
         pass
     finally:
         net.stop()
+
+
+def write_validator_config(doc: dict[str, Any], state_dir: Path) -> Path:
+    """The configuration a validator of the devnet runs from: its own RPC URLs, gateways and
+    finality per chain (a validator never takes them from the hub's database)."""
+    from hub.services.relay.validator_config import from_devnet
+
+    path = state_dir / "validator.json"
+    path.write_text(json.dumps(from_devnet(doc), indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 @devnet_app.command("deploy")

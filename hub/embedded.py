@@ -20,8 +20,10 @@ from hub.logs import configure
 from hub.relay_loop import RelayLoop
 from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
+from hub.services.relay import validator_config
 from hub.services.relay.context import RelayContext
 from hub.services.relay.validator import Validator
+from hub.services.relay.validator_config import ValidatorConfig
 from hub.settings import Settings
 
 log = logging.getLogger("hub.embedded")
@@ -100,7 +102,8 @@ def _register(factory: Any, settings: Settings, devnet: dict[str, Any]) -> None:
 
 
 def _start_relay(settings: Settings, devnet: dict[str, Any] | None) -> RelayLoop:
-    """Keys from the environment, else the devnet's dev accounts."""
+    """Keys from the environment, else the devnet's dev accounts; the validators' own view of
+    the chains from HUB_VALIDATOR_CONFIG, else the devnet's (the local chains are theirs)."""
     accounts = devnet["accounts"] if devnet else []
     relayer = settings.relayer_key.get_secret_value() if settings.relayer_key else None
     relayer = relayer or next((a["private_key"] for a in accounts if a["role"] == "relayer"), None)
@@ -108,10 +111,19 @@ def _start_relay(settings: Settings, devnet: dict[str, Any] | None) -> RelayLoop
         keys = [settings.validator_key.get_secret_value()]
     else:
         keys = [a["private_key"] for a in accounts if a["role"] == "validator"]
-    validators = [Validator(k, settings.validator_rpc_urls) for k in keys]
+    validators = [Validator(k, _validator_config(settings, devnet)) for k in keys]
     loop = RelayLoop(RelayContext.start(settings), relayer, validators)
     loop.start()
     return loop
+
+
+def _validator_config(settings: Settings, devnet: dict[str, Any] | None) -> ValidatorConfig:
+    if settings.validator_config is not None or devnet is None:
+        try:
+            return validator_config.load(settings.validator_config)
+        except validator_config.ValidatorConfigError as exc:
+            raise StartError(str(exc)) from None
+    return validator_config.parse(validator_config.from_devnet(devnet), "the devnet")
 
 
 def _announce(settings: Settings, host: str, port: int, with_devnet: bool) -> None:

@@ -37,9 +37,9 @@ class Settings(BaseSettings):
     # Relaying. Keys come from the environment only; they are never stored or logged.
     relayer_key: SecretStr | None = Field(default=None, description="Key that sends deliveries")
     validator_key: SecretStr | None = Field(default=None, description="This validator's key")
-    validator_rpc_urls: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="A validator's own RPC URLs by chain name (default: the registered ones)",
+    validator_config: Path | None = Field(
+        default=None,
+        description="A validator's own chains (RPC URLs, gateway, finality): a JSON/TOML file",
     )
     validator_queues: list[str] = Field(
         default_factory=lambda: ["validator-1", "validator-2", "validator-3"],

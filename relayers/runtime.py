@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
+
+from celery.signals import worker_init
+from redis import Redis
 
 from hub.logs import configure
+from hub.services.relay import validator_config
 from hub.services.relay.context import RelayContext
 from hub.services.relay.validator import Validator
 from hub.settings import Settings
 
 _context: tuple[int, RelayContext] | None = None
+_validator: tuple[int, Validator | None] | None = None
+_redis: tuple[int, Redis] | None = None
 
 
 def context() -> RelayContext:
@@ -22,13 +30,39 @@ def context() -> RelayContext:
     return _context[1]
 
 
+def redis() -> Redis:
+    """This process's Redis client (the broker's server), for marks of pending steps."""
+    global _redis  # noqa: PLW0603 - one client per process, by design
+    if _redis is None or _redis[0] != os.getpid():
+        _redis = (os.getpid(), Redis.from_url(context().settings.redis_url))
+    return _redis[1]
+
+
 def relayer_key() -> str | None:
     key = context().settings.relayer_key
     return key.get_secret_value() if key else None
 
 
 def validator() -> Validator | None:
-    settings = context().settings
+    """This process's validator: its key from the environment, its chains from its own file."""
+    global _validator  # noqa: PLW0603 - read once per process
+    if _validator is None or _validator[0] != os.getpid():
+        _validator = (os.getpid(), _load_validator(context().settings))
+    return _validator[1]
+
+
+def _load_validator(settings: Settings) -> Validator | None:
     if settings.validator_key is None:
         return None
-    return Validator(settings.validator_key.get_secret_value(), settings.validator_rpc_urls)
+    config = validator_config.load(settings.validator_config)
+    return Validator(settings.validator_key.get_secret_value(), config)
+
+
+@worker_init.connect
+def _refuse_to_start_without_config(**_: Any) -> None:
+    """A validator worker without its own configuration does not start at all."""
+    try:
+        _load_validator(Settings())
+    except validator_config.ValidatorConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -11,30 +12,50 @@ from relayers import runtime
 
 log = logging.getLogger("relayers")
 SHORT = {"acks_late": True, "ignore_result": True}
+# A step waits in its queue at most this long, and a pending mark outlives a lost task by at
+# most this much.
+PENDING_SECONDS = 30.0
 
 
 @shared_task(name="relay.tick", **SHORT)
 def tick() -> None:
-    """Beat's heartbeat: fan out one step of every kind of work, each on its own queue."""
+    """Beat's heartbeat: fan out one step of every kind of work, each on its own queue, unless
+    the same step is still waiting in its queue. Queues stay as short as the work, so a busy
+    worker is never left with a backlog of stale steps (which expired unrun, forever)."""
     ctx = runtime.context()
-    expires = ctx.settings.tick_seconds * 4
     for chain in steps.active_chains(ctx):
-        scan.apply_async((chain,), expires=expires)
-        deliver.apply_async((chain,), expires=expires)
-        confirm.apply_async((chain,), expires=expires)
+        _once(scan, chain)
+        _once(deliver, chain)
+        _once(confirm, chain)
     for symbol in steps.asset_symbols(ctx):
-        supply.apply_async((symbol,), expires=expires)
+        _once(supply, symbol)
     for queue in ctx.settings.validator_queues:
-        attest.apply_async(queue=queue, expires=expires)
+        _once(attest, queue, queue=queue)
+
+
+def _key(name: str, arg: str) -> str:
+    return f"islands:pending:{name}:{arg}"
+
+
+def _once(task: Any, arg: str, queue: str | None = None) -> None:
+    if runtime.redis().set(_key(task.name, arg), "1", nx=True, ex=int(PENDING_SECONDS)):
+        task.apply_async((arg,), queue=queue, expires=PENDING_SECONDS)
+
+
+def _started(name: str, arg: str) -> None:
+    """The step runs now: the next tick may enqueue the next one."""
+    runtime.redis().delete(_key(name, arg))
 
 
 @shared_task(name="relay.scan", **SHORT)
 def scan(chain: str) -> None:
+    _started("relay.scan", chain)
     steps.guarded("scan", steps.scan, runtime.context(), chain)
 
 
 @shared_task(name="relay.deliver", **SHORT)
 def deliver(chain: str) -> None:
+    _started("relay.deliver", chain)
     key = runtime.relayer_key()
     if key is None:
         log.error("relay.deliver needs HUB_RELAYER_KEY in this worker's environment")
@@ -44,6 +65,7 @@ def deliver(chain: str) -> None:
 
 @shared_task(name="relay.confirm", **SHORT)
 def confirm(chain: str) -> None:
+    _started("relay.confirm", chain)
     key = runtime.relayer_key()
     if key is None:
         return
@@ -52,11 +74,13 @@ def confirm(chain: str) -> None:
 
 @shared_task(name="relay.supply", **SHORT)
 def supply(symbol: str) -> None:
+    _started("relay.supply", symbol)
     steps.guarded("supply", steps.supply, runtime.context(), symbol)
 
 
 @shared_task(name="validator.attest", **SHORT)
-def attest() -> None:
+def attest(queue: str = "") -> None:
+    _started("validator.attest", queue)
     validator = runtime.validator()
     if validator is None:
         log.error("validator.attest needs HUB_VALIDATOR_KEY in this worker's environment")

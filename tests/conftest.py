@@ -65,7 +65,8 @@ def migrated_pg(pg_url: str) -> str:
 
 REGISTRY_TABLES = (
     "audit_log, asset_deployments, assets, routes, chains, api_keys, message_events, "
-    "attestations, transfers, messages, cursors, validator_sets, deliveries, leases, alerts"
+    "attestation_refusals, attestations, transfers, messages, cursors, validator_sets, "
+    "deliveries, leases, alerts"
 )
 
 

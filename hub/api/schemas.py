@@ -160,6 +160,11 @@ class SupplyOut(BaseModel):
     wrapped: dict[str, str | None]
     in_flight: str
     balanced: bool | None
+    surplus: str | None = Field(
+        default=None,
+        description="locked minus wrapped minus in flight: above 0 a surplus (an alert), "
+        "below 0 a deficit (the asset pauses)",
+    )
     as_of: dict[str, int] = Field(
         default_factory=dict, description="the block each chain was read at (its settled block)"
     )
@@ -209,8 +214,20 @@ class StepOut(BaseModel):
 class AttestationOut(BaseModel):
     validator: str
     epoch: int
-    signature: str
+    signature: str | None = Field(
+        description="withheld while the message's chain, route or asset is paused"
+    )
     created_at: datetime
+
+
+class RefusalOut(BaseModel):
+    """A validator declined to sign (for now), and why."""
+
+    validator: str
+    reason: str
+    count: int
+    at: datetime
+    retry_at: datetime
 
 
 def timeline(message: Message) -> list[StepOut]:
@@ -282,10 +299,16 @@ class MessageOut(BaseModel):
     updated_at: datetime
     timeline: list[StepOut]
     attestations: list[AttestationOut]
+    refusals: list[RefusalOut] = Field(default_factory=list)
+    paused: str | None = Field(
+        default=None, description="why the message may not move now (a pause), if it may not"
+    )
     transfer: TransferOut | None = None
 
     @classmethod
-    def of(cls, m: Message, names: dict[int, str]) -> MessageOut:
+    def of(cls, m: Message, names: dict[int, str], paused: str | None = None) -> MessageOut:
+        """`paused`: the reason the message may not move; its signatures are then withheld,
+        so that nobody can deliver it on a paused route with what the hub publishes."""
         return cls(
             id=m.id,
             state=m.state,
@@ -314,11 +337,22 @@ class MessageOut(BaseModel):
                 AttestationOut(
                     validator=a.validator,
                     epoch=a.epoch,
-                    signature=a.signature,
+                    signature=None if paused else a.signature,
                     created_at=a.created_at,
                 )
                 for a in m.attestations
             ],
+            refusals=[
+                RefusalOut(
+                    validator=r.validator,
+                    reason=r.reason,
+                    count=r.count,
+                    at=r.at,
+                    retry_at=r.retry_at,
+                )
+                for r in m.refusals
+            ],
+            paused=paused,
             transfer=TransferOut.of(m.transfer, names) if m.transfer else None,
         )
 

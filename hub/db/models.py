@@ -191,6 +191,9 @@ class Message(Base):
     attestations: Mapped[list[Attestation]] = relationship(
         back_populates="message", order_by="Attestation.validator", lazy="selectin"
     )
+    refusals: Mapped[list[AttestationRefusal]] = relationship(
+        order_by="AttestationRefusal.validator", lazy="selectin"
+    )
     transfer: Mapped[Transfer | None] = relationship(back_populates="message", lazy="selectin")
 
 
@@ -224,6 +227,23 @@ class Attestation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     message: Mapped[Message] = relationship(back_populates="attestations")
+
+
+class AttestationRefusal(Base):
+    """A validator declined to sign a message (for now): why, and when it looks again."""
+
+    __tablename__ = "attestation_refusals"
+    __table_args__ = (
+        UniqueConstraint("message_id", "validator", name="uq_attestation_refusals_signer"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    validator: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    retry_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Transfer(Base):

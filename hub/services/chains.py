@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, BlockRef, ChainAdapter, FinalityPolicy
 from adapters.registry import UnknownFamilyError, create_adapter
-from hub.db.models import Chain, Cursor, Route
+from hub.db.models import Chain, Cursor, Message, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
-from hub.domain.states import ChainStatus, RouteStatus
+from hub.domain.states import ChainStatus, MessageState, RouteStatus
 from hub.services import alerts, audit
+from hub.services.messages import transition
 from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url, scrub
 
 
@@ -260,9 +261,37 @@ def retire_chain(session: Session, chain: Chain, actor: str, reason: str | None)
         route.status = RouteStatus.PAUSED
         route.status_reason = f"chain {chain.name} retired"
         route.status_by = actor
+    rejected = _reject_waiting(session, chain)
     session.flush()
-    audit.record(session, actor, "chain.retire", f"chain:{chain.name}", reason=reason)
+    audit.record(
+        session, actor, "chain.retire", f"chain:{chain.name}", reason=reason, rejected=rejected
+    )
     return chain
+
+
+# Messages that wait for something a retired chain would have to do. A submitted one is on
+# its way (its transaction decides), an observed one was never final.
+_WAITING = (MessageState.FINALIZED, MessageState.ATTESTED, MessageState.FAILED)
+
+
+def _reject_waiting(session: Session, chain: Chain) -> int:
+    """Messages to or from a retired chain can never be relayed: they are rejected (with the
+    reason), so they neither wait forever nor take a place in anyone's work."""
+    waiting = session.scalars(
+        select(Message)
+        .where(
+            or_(Message.dst_chain_id == chain.chain_id, Message.src_chain_id == chain.chain_id),
+            Message.state.in_([s.value for s in _WAITING]),
+        )
+        .order_by(Message.id)
+    )
+    count = 0
+    for message in waiting:
+        message.next_attempt_at = None
+        message.last_error = f"chain {chain.name} retired"
+        transition(session, message, MessageState.REJECTED, message.last_error)
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)

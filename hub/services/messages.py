@@ -11,9 +11,15 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db.models import Message, MessageEvent, Transfer, utcnow
+from hub.db.models import Asset, Chain, Message, MessageEvent, Route, Transfer, utcnow
 from hub.domain.errors import IllegalTransitionError, InvalidInputError, NotFoundError
-from hub.domain.states import MessageState, check_transition
+from hub.domain.states import (
+    AssetStatus,
+    ChainStatus,
+    MessageState,
+    RouteStatus,
+    check_transition,
+)
 
 
 def transition(
@@ -136,3 +142,41 @@ def get_transfer(session: Session, message_id: str) -> Transfer:
     if transfer is None:
         raise NotFoundError(f"no transfer with message id {message_id}")
     return transfer
+
+
+@dataclass(frozen=True)
+class Pauses:
+    """What is paused now (chains, routes, assets), to say whether a message may move."""
+
+    chains: dict[int, str]
+    routes: dict[tuple[int, int], str]
+    assets: dict[int, str]
+
+    @classmethod
+    def load(cls, session: Session) -> Pauses:
+        chains = {
+            c.chain_id: f"chain {c.name} is {c.status}"
+            for c in session.scalars(select(Chain).where(Chain.status != ChainStatus.ACTIVE))
+        }
+        routes = {
+            (r.src.chain_id, r.dst.chain_id): f"route {r.src.name} -> {r.dst.name} is paused"
+            for r in session.scalars(select(Route).where(Route.status != RouteStatus.ACTIVE))
+        }
+        assets = {
+            a.id: f"asset {a.symbol} is paused"
+            for a in session.scalars(select(Asset).where(Asset.status != AssetStatus.ACTIVE))
+        }
+        return cls(chains, routes, assets)
+
+    def reason(self, message: Message) -> str | None:
+        """Why this message may not move now, or None."""
+        for chain_id in (message.src_chain_id, message.dst_chain_id):
+            if chain_id in self.chains:
+                return self.chains[chain_id]
+        route = self.routes.get((message.src_chain_id, message.dst_chain_id))
+        if route is not None:
+            return route
+        transfer = message.transfer
+        if transfer is not None and transfer.asset_id in self.assets:
+            return self.assets[transfer.asset_id]
+        return None

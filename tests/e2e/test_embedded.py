@@ -20,7 +20,7 @@ from adapters.evm.demo import itt_on
 from adapters.evm.devnet import port_free
 from tests.conftest import ROOT, free_port
 from tests.fixtures.chains import free_port_block
-from tests.integration.relay.chain import balance
+from tests.integration.relay.chain import Sender, balance, contract, rpc
 from tests.integration.relay.stack import wait_for
 
 ITT = 10**18
@@ -132,6 +132,34 @@ def test_bad_cli_input_is_a_message_not_a_traceback(hub: dict[str, Any]) -> None
     assert "Traceback" not in result.stderr
     result = run_cli(hub, "bridge", "--from", "alpha", "--to", "nowhere", "--amount", "5")
     assert result.returncode == 1 and "no devnet chain named 'nowhere'" in result.stderr
+
+
+def test_a_looping_recipient_stops_no_chain(hub: dict[str, Any]) -> None:
+    """Issue 6, attack 1, in the embedded form: a message to a recipient that loops forever is
+    set aside as failed, and every chain's relaying goes on in the same loop."""
+    doc = json.loads((hub["state"] / "devnet.json").read_text())
+    chains = {c["name"]: c for c in doc["chains"]}
+    alpha, beta = chains["alpha"], chains["beta"]
+    looper = "0x1010101010101010101010101010101010101010"
+    rpc(beta, "anvil_setCode", looper, "0x5b600056")  # JUMPDEST PUSH1 0 JUMP
+    key = next(a["private_key"] for a in doc["accounts"] if a["role"] == "user")
+    sender = Sender(alpha, key)
+    gateway = contract(alpha, "Gateway", alpha["gateway"])
+    send = gateway.get_function_by_signature("send(uint64,address,bytes)")
+    receipt = sender.wait(sender.send(send(beta["chain_id"], looper, b"spin")))
+    looping = (
+        "0x" + bytes(gateway.events.MessageSent().process_receipt(receipt)[0]["args"]["id"]).hex()
+    )
+    to_beta = cli(hub, "bridge", "--from", "alpha", "--to", "beta", "--amount", "1")
+    to_gamma = cli(hub, "bridge", "--from", "alpha", "--to", "gamma", "--amount", "1")
+    for sent in (to_beta, to_gamma):
+        wait_for("a transfer delivered", lambda s=sent: delivered(hub, s["message_id"]), 60)
+
+    def failed() -> Any:
+        answer = httpx.get(f"{hub['api']}/v1/messages/{looping}", timeout=10).json()
+        return answer if answer["state"] == "failed" else None
+
+    assert wait_for("the looping message failed", failed, 60)["last_error"]
 
 
 def test_ctrl_c_stops_everything(hub: dict[str, Any]) -> None:

@@ -20,6 +20,8 @@ S = MessageState
         (S.SUBMITTED, S.FAILED),
         (S.OBSERVED, S.ORPHANED),
         (S.FAILED, S.ATTESTED),
+        (S.ATTESTED, S.FAILED),
+        (S.FAILED, S.REJECTED),
     ],
 )
 def test_life_of_a_message(current: MessageState, new: MessageState) -> None:

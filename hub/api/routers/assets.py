@@ -39,6 +39,7 @@ def get_asset(symbol: str, session: SessionDep, settings: SettingsDep) -> AssetO
         wrapped={k: _text(v) for k, v in check.wrapped.items()},
         in_flight=str(check.in_flight),
         balanced=check.balanced,
+        surplus=None if check.balanced is None else str(check.surplus),
         as_of=check.as_of,
         errors=check.errors,
     )

@@ -62,14 +62,17 @@ def list_messages(
         src_tx_hash=src_tx_hash,
     )
     rows, next_cursor = svc.list_messages(session, where, limit, cursor)
-    names = chain_names(session)
-    return MessagePage(items=[MessageOut.of(m, names) for m in rows], next_cursor=next_cursor)
+    names, pauses = chain_names(session), svc.Pauses.load(session)
+    items = [MessageOut.of(m, names, pauses.reason(m)) for m in rows]
+    return MessagePage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageOut)
 def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
     """A message's state, timeline, transactions, attestations and last error."""
-    return MessageOut.of(svc.get_message(session, message_id), chain_names(session))
+    message = svc.get_message(session, message_id)
+    paused = svc.Pauses.load(session).reason(message)
+    return MessageOut.of(message, chain_names(session), paused)
 
 
 @router.post(
@@ -92,7 +95,8 @@ def retry(message_id: MessageId, session: SessionDep, principal: OperatorDep) ->
     """Put a failed (or rejected) message back in line, attempts from zero."""
     message = retry_message(session, svc.get_message(session, message_id), principal.actor)
     commit(session)
-    return MessageOut.of(message, chain_names(session))
+    paused = svc.Pauses.load(session).reason(message)
+    return MessageOut.of(message, chain_names(session), paused)
 
 
 @router.get("/v1/transfers", response_model=list[TransferOut])

@@ -19,6 +19,7 @@ from adapters.base import (
     FeeQuote,
     NonceTooLowError,
     Receipt,
+    SimulationError,
 )
 from hub.db.models import Chain, Delivery, Message, utcnow
 from hub.domain.states import MessageState
@@ -128,9 +129,7 @@ def settle(
     tx.block_number = receipt.block_number
     messages = _messages(session, tx.message_ids)
     if not receipt.success:
-        for message in messages:
-            if message.state == _S.SUBMITTED:
-                _fail(ctx, session, message, f"delivery transaction {tx.tx_hash} reverted")
+        _reverted(ctx, session, chain, adapter, tx, messages)
         return
     found = adapter.delivery_outcomes(
         chain.gateway_address, receipt.block_number, receipt.block_number
@@ -144,6 +143,31 @@ def settle(
             continue
         if message.state == _S.SUBMITTED:
             _fail(ctx, session, message, f"recipient reverted: {outcome.reason}")
+
+
+def _reverted(
+    ctx: RelayContext,
+    session: Session,
+    chain: Chain,
+    adapter: ChainAdapter,
+    tx: Delivery,
+    messages: list[Message],
+) -> None:
+    """A whole delivery transaction reverted. Only the messages that revert on their own are
+    charged an attempt; the others go back in line, so one bad message cannot get innocent
+    ones parked."""
+    waiting = [m for m in messages if m.state == _S.SUBMITTED]
+    error = f"delivery transaction {tx.tx_hash} reverted"
+    if len(waiting) == 1:
+        _fail(ctx, session, waiting[0], error)
+        return
+    for message, one in zip(waiting, signed_batch(session, chain, waiting), strict=True):
+        try:
+            adapter.simulate_delivery(chain.gateway_address, [one], tx.relayer)
+        except SimulationError as exc:
+            _fail(ctx, session, message, f"{error}; alone it reverts: {exc.reason or exc}")
+            continue
+        transition(session, message, _S.ATTESTED, f"{error} with others; back in line")
 
 
 def _fail(ctx: RelayContext, session: Session, message: Message, error: str) -> None:

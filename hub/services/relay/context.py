@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import ChainAdapter
+from adapters.registry import create_adapter
 from hub.db.engine import make_engine, make_sessionmaker, transaction
 from hub.db.models import Chain
 from hub.services.chains import adapter_for
@@ -22,7 +23,7 @@ from hub.settings import Settings
 class RelayContext:
     settings: Settings
     sessions: sessionmaker[Session]
-    _adapters: dict[tuple[str, tuple[str, ...]], ChainAdapter] = field(default_factory=dict)
+    _adapters: dict[tuple[str, tuple[str, ...], int], ChainAdapter] = field(default_factory=dict)
 
     @classmethod
     def start(cls, settings: Settings) -> RelayContext:
@@ -33,10 +34,19 @@ class RelayContext:
         with transaction(self.sessions) as session:
             yield session
 
-    def adapter(self, chain: Chain, rpc_urls: list[str] | None = None) -> ChainAdapter:
-        """One adapter per chain and URL set, kept for the process (it pools connections)."""
-        urls = tuple(rpc_urls or chain.rpc_urls)
-        key = (chain.family, urls)
+    def adapter(self, chain: Chain) -> ChainAdapter:
+        """The adapter on a chain's registered URLs, kept for the process (it pools
+        connections)."""
+        key = (chain.family, tuple(chain.rpc_urls), 1)
         if key not in self._adapters:
-            self._adapters[key] = adapter_for(chain.family, list(urls), self.settings.rpc_timeout)
+            timeout = self.settings.rpc_timeout
+            self._adapters[key] = adapter_for(chain.family, list(chain.rpc_urls), timeout)
+        return self._adapters[key]
+
+    def own_adapter(self, family: str, rpc_urls: tuple[str, ...], quorum: int) -> ChainAdapter:
+        """An adapter on endpoints a validator configured itself (never the registry's)."""
+        key = (family, rpc_urls, quorum)
+        if key not in self._adapters:
+            timeout = self.settings.rpc_timeout
+            self._adapters[key] = create_adapter(family, rpc_urls, timeout=timeout, quorum=quorum)
         return self._adapters[key]

@@ -180,6 +180,11 @@ def wire_message(message: Message) -> WireMessage:
     )
 
 
+# Reverts that say nothing about the messages (the destination gateway is paused): the
+# messages wait, no attempt is charged.
+CHAIN_LEVEL_REVERTS = ("EnforcedPause()",)
+
+
 def _simulated(
     session: Session,
     chain: Chain,
@@ -188,29 +193,37 @@ def _simulated(
     relayer: str,
     ctx: RelayContext,
 ) -> tuple[list[Message], int] | None:
-    """Simulate the batch; when it reverts, find the messages that make it revert, count a
-    failed attempt for each, and go on with the rest."""
+    """Simulate the batch; when it reverts, simulate each message alone, set aside (failed,
+    with its reason and a backoff) exactly those that revert alone, and go on with the rest.
+    One message that cannot be delivered never holds up the others."""
     signed = signed_batch(session, chain, batch)
     try:
         return batch, adapter.simulate_delivery(chain.gateway_address, signed, relayer)
     except SimulationError as exc:
-        if len(batch) == 1:
-            _fail(session, batch[0], f"simulation reverted: {exc.reason or exc}", ctx)
+        if _chain_level(exc):
+            log.warning("delivery blocked", extra={"chain": chain.name, "reason": exc.reason})
             return None
-    good: list[Message] = []
+    good: list[tuple[Message, SignedMessage]] = []
     for message, one in zip(batch, signed, strict=True):
         try:
             adapter.simulate_delivery(chain.gateway_address, [one], relayer)
-            good.append(message)
         except SimulationError as exc:
+            if _chain_level(exc):
+                return None
             _fail(session, message, f"simulation reverted: {exc.reason or exc}", ctx)
+            continue
+        good.append((message, one))
     if not good:
         return None
-    keep = [s for m, s in zip(batch, signed, strict=True) if m in good]
     try:
-        return good, adapter.simulate_delivery(chain.gateway_address, keep, relayer)
+        gas = adapter.simulate_delivery(chain.gateway_address, [s for _, s in good], relayer)
     except SimulationError:
-        return None  # the chain moved; the next round tries again
+        return None  # the chain moved between the simulations; the next round tries again
+    return [m for m, _ in good], gas
+
+
+def _chain_level(exc: SimulationError) -> bool:
+    return any(reason in (exc.reason or str(exc)) for reason in CHAIN_LEVEL_REVERTS)
 
 
 def _fail(session: Session, message: Message, error: str, ctx: RelayContext) -> None:

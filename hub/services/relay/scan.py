@@ -225,7 +225,7 @@ def promote(
         )
     )
     hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
-    routed = routed_destinations(session, chain)
+    routed, retired = routed_destinations(session, chain), retired_chains(session)
     for message in waiting:
         if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
@@ -235,18 +235,26 @@ def promote(
         transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
         report.finalized += 1
         if message.dst_chain_id not in routed:
-            reason = f"no route from {chain.name} to chain id {message.dst_chain_id}"
+            reason = retired.get(message.dst_chain_id) or (
+                f"no route from {chain.name} to chain id {message.dst_chain_id}"
+            )
             message.last_error = reason
             transition(session, message, MessageState.REJECTED, reason)
 
 
+def retired_chains(session: Session) -> dict[int, str]:
+    """Chain id -> why messages to it are rejected."""
+    query = select(Chain).where(Chain.status == ChainStatus.RETIRED)
+    return {c.chain_id: f"chain {c.name} is retired" for c in session.scalars(query)}
+
+
 def routed_destinations(session: Session, chain: Chain) -> set[int]:
     """Chain ids this chain has a route to (paused or not: a paused route makes messages
-    wait, a missing one rejects them)."""
+    wait, a missing one, or one to a retired chain, rejects them)."""
     dst = aliased(Chain)
     query = (
         select(dst.chain_id)
         .join(Route, Route.dst_chain_id == dst.id)
-        .where(Route.src_chain_id == chain.id)
+        .where(Route.src_chain_id == chain.id, dst.status != ChainStatus.RETIRED)
     )
     return set(session.scalars(query))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -13,6 +15,7 @@ from sqlalchemy import select
 
 from adapters.base import AdapterError
 from hub.db.models import Asset, Chain, ValidatorSet, utcnow
+from hub.domain.errors import HubError
 from hub.domain.states import ChainStatus
 from hub.services.relay import leases
 from hub.services.relay.attestations import refresh_validator_set
@@ -75,15 +78,36 @@ def supply(ctx: RelayContext, symbol: str) -> SupplyCheck | None:
 
 
 def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
-    """Run a step; a chain that cannot answer is logged, not raised (the next tick retries).
-    A step that did something says so in one log event with its counts."""
+    """Run a step; whatever goes wrong in it is logged and counted, never raised, so one
+    chain's or one message's failure never stops the other chains, stages or the supply watch
+    (the next tick tries again). A step that did something says so in one log event."""
     try:
         result = step(*args)
-    except AdapterError as exc:
-        log.warning("step failed", extra={"step": what, "error": str(exc)})
+    except (AdapterError, HubError) as exc:  # a chain that cannot answer, a refused move
+        _count_error(what)
+        log.warning("step failed", extra={"step": what, "args": _shown(args), "error": str(exc)})
+        return None
+    except Exception:  # a bug or a lost database: logged with its traceback
+        _count_error(what)
+        log.exception("step crashed", extra={"step": what, "args": _shown(args)})
         return None
     _report(what, result)
     return result
+
+
+STEP_ERRORS: Counter[str] = Counter()
+
+
+def _count_error(what: str) -> None:
+    STEP_ERRORS[what] += 1
+
+
+_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+def _shown(args: tuple[Any, ...]) -> list[str]:
+    """The step's arguments for a log line: chain names and symbols, never keys or contexts."""
+    return [a for a in args if isinstance(a, str) and not _KEY.match(a)]
 
 
 def _report(what: str, result: object) -> None:

@@ -37,7 +37,13 @@ class SupplyCheck:
     def balanced(self) -> bool | None:
         if self.locked is None or any(v is None for v in self.wrapped.values()):
             return None
-        return self.locked == sum(v or 0 for v in self.wrapped.values()) + self.in_flight
+        return self.surplus == 0
+
+    @property
+    def surplus(self) -> int:
+        """Locked at home minus what it backs (wrapped plus in flight); below 0 is a deficit."""
+        wrapped = sum(v or 0 for v in self.wrapped.values())
+        return (self.locked or 0) - wrapped - self.in_flight
 
 
 def settled_blocks(session: Session, chains: list[Chain]) -> dict[int, int]:
@@ -105,19 +111,41 @@ def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
 
 
 def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
-    """Check an asset; on a mismatch pause it (its transfers wait) and raise an alert."""
+    """Check an asset. A deficit (more wrapped and in flight than locked: tokens without
+    backing) pauses it and the routes between its chains, and raises an alert. A surplus (more
+    locked than wrapped and in flight: anyone can send tokens to the bridge) is only an alert,
+    so a donation cannot stop anything."""
     check = check_asset(session, asset, adapter_of)
-    if check.balanced is False and asset.status == AssetStatus.ACTIVE:
-        wrapped = sum(v or 0 for v in check.wrapped.values())
-        reason = (
-            f"supply mismatch: locked {check.locked} at home, wrapped {wrapped} "
-            f"plus in flight {check.in_flight} (at blocks {check.as_of})"
+    subject = f"asset:{asset.symbol}"
+    if check.balanced is None:
+        return check
+    surplus = check.surplus
+    if surplus > 0:
+        alerts.raise_alert(
+            session,
+            "supply_surplus",
+            subject,
+            f"{surplus} more locked at home than wrapped plus in flight: tokens were sent to "
+            f"the bridge outside a transfer (at blocks {check.as_of}); nothing is paused",
         )
-        asset.status, asset.status_reason = AssetStatus.PAUSED, reason
-        pause_routes(session, asset, f"supply mismatch of {asset.symbol}")
-        alerts.raise_alert(session, "supply_mismatch", f"asset:{asset.symbol}", reason)
-        log.error("supply mismatch", extra={"asset": asset.symbol, "detail": reason})
+    elif surplus == 0:
+        alerts.resolve(session, "supply_surplus", subject)
+    elif asset.status == AssetStatus.ACTIVE:
+        _pause_for_deficit(session, asset, check)
     return check
+
+
+def _pause_for_deficit(session: Session, asset: Asset, check: SupplyCheck) -> None:
+    wrapped = sum(v or 0 for v in check.wrapped.values())
+    reason = (
+        f"supply mismatch: locked {check.locked} at home, wrapped {wrapped} "
+        f"plus in flight {check.in_flight} (at blocks {check.as_of}): "
+        f"{-check.surplus} without backing"
+    )
+    asset.status, asset.status_reason = AssetStatus.PAUSED, reason
+    pause_routes(session, asset, f"supply mismatch of {asset.symbol}")
+    alerts.raise_alert(session, "supply_mismatch", f"asset:{asset.symbol}", reason)
+    log.error("supply mismatch", extra={"asset": asset.symbol, "detail": reason})
 
 
 def pause_routes(session: Session, asset: Asset, reason: str) -> None:

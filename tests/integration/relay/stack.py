@@ -3,6 +3,7 @@ their own queues with their own keys, and beat, on Postgres and Redis, over a de
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from hub.services.relay import validator_config
 from tests.conftest import ROOT, hub_env
 
 RELAY_ENV = {
@@ -76,7 +78,14 @@ class Stack:
             HUB_RELAYER_KEY=self.key("relayer"),
         )
 
+    def validator_config(self) -> Path:
+        """The validators' own view of the chains: written from the devnet, not the hub."""
+        path = self.log_dir / "validator.json"
+        path.write_text(json.dumps(validator_config.from_devnet(self.doc), indent=2))
+        return path
+
     def start_validators(self) -> None:
+        config = str(self.validator_config())
         for i in range(3):
             self.celery(
                 f"validator-{i + 1}",
@@ -96,6 +105,7 @@ class Stack:
                     "WARNING",
                 ],
                 HUB_VALIDATOR_KEY=self.key("validator", i),
+                HUB_VALIDATOR_CONFIG=config,
             )
 
     def start_beat(self) -> None:
