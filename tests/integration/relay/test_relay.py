@@ -85,13 +85,13 @@ def test_transfers_in_every_direction(stack: Stack, chains: Chains) -> None:
         assert balance(doc, dst, who) == before_dst + amount
         assert delivered_counts(dst)[done["message_id"]] == 1
 
-    def settled() -> Any:
+    def at_rest() -> Any:
         supply = stack.get("/v1/assets/ITT")["supply"]
         return supply if supply["in_flight"] == "0" else None
 
     # Locked at home backs what is wrapped; anything more was donated to the bridge (a
     # surplus, which an earlier test may have made), never less.
-    supply = wait_for("the asset to settle", settled, timeout=30)
+    supply = wait_for("the asset to settle", at_rest, timeout=30)
     wrapped = sum(int(v) for v in supply["wrapped"].values())
     assert int(supply["locked_at_home"]) - wrapped == int(supply["surplus"]) >= 0
     assert supply["wrapped"]["gamma"] == str(30 * ITT)
