@@ -85,11 +85,11 @@ def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
         result = step(*args)
     except (AdapterError, HubError) as exc:  # a chain that cannot answer, a refused move
         _count_error(what)
-        log.warning("step failed", extra={"step": what, "args": _shown(args), "error": str(exc)})
+        log.warning("step failed", extra={"step": what, "on": _shown(args), "error": str(exc)})
         return None
     except Exception:  # a bug or a lost database: logged with its traceback
         _count_error(what)
-        log.exception("step crashed", extra={"step": what, "args": _shown(args)})
+        log.exception("step crashed", extra={"step": what, "on": _shown(args)})
         return None
     _report(what, result)
     return result

@@ -162,6 +162,10 @@ class Forger:
         addresses = address if isinstance(address, list) else [address]
         if self.gateway not in [str(a).lower() for a in addresses if a]:
             return False
+        wanted = (flt.get("topics") or [None])[0]
+        topic = self.log()["topics"][0]
+        if wanted is not None and topic not in (wanted if isinstance(wanted, list) else [wanted]):
+            return False
         low, high = int(flt.get("fromBlock", "0x0"), 16), int(flt.get("toBlock", "0x0"), 16)
         return low <= self.block <= high
 
