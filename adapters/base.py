@@ -15,8 +15,8 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-MESSAGE_VERSION = 1
-MESSAGE_ABI_TYPE = "(uint8,uint64,uint64,uint64,address,address,bytes)"
+MESSAGE_VERSION = 2
+MESSAGE_ABI_TYPE = "(uint8,uint64,address,uint64,uint64,address,address,uint64,bytes)"
 
 
 class AdapterError(Exception):
@@ -47,26 +47,34 @@ class UnderpricedError(AdapterError):
     """A replacement was refused: its fee is not far enough above the pending one's."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    """A cross-chain message exactly as the gateway contracts encode it."""
+    """A cross-chain message exactly as the gateway contracts encode it (version 2).
+
+    `src_gateway` is the gateway that emitted it, so it is part of the id; `gas_limit` is the
+    gas the destination gateway forwards to the recipient, exactly."""
 
     src_chain_id: int
+    src_gateway: str
     dst_chain_id: int
     nonce: int
     sender: str
     recipient: str
+    gas_limit: int
     payload: bytes
     version: int = MESSAGE_VERSION
 
-    def as_tuple(self) -> tuple[int, int, int, int, str, str, bytes]:
+    def as_tuple(self) -> tuple[int, int, str, int, int, str, str, int, bytes]:
+        """The fields in the order of the Solidity struct (`MESSAGE_ABI_TYPE`)."""
         return (
             self.version,
             self.src_chain_id,
+            to_checksum_address(self.src_gateway),
             self.dst_chain_id,
             self.nonce,
             to_checksum_address(self.sender),
             to_checksum_address(self.recipient),
+            self.gas_limit,
             self.payload,
         )
 
@@ -141,6 +149,8 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # the recipient gave the message up without handling it (a bridge returned the transfer)
+    CONSUMED = "consumed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +208,34 @@ class GatewayConfig:
     validators: tuple[str, ...]
     paused: bool
     outbound_nonce: int
+
+
+NO_RATE_LIMIT = 2**256 - 1
+"""What a bridge reports as `available` where no limit is set."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """A token bridge's token bucket for one remote chain, local token and direction: at most
+    `capacity` at once, refilled by `refill_per_second`. Capacity 0 means no limit."""
+
+    remote_chain_id: int
+    token: str
+    outbound: bool
+    capacity: int
+    refill_per_second: int
+
+    @property
+    def limited(self) -> bool:
+        return self.capacity > 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """A rate limit as the bridge holds it, and what may pass now (`NO_RATE_LIMIT` if none)."""
+
+    limit: RateLimit
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +321,44 @@ class Deliverer(Protocol):
     def fee_quote(self) -> FeeQuote: ...
 
     def native_balance(self, address: str) -> int: ...
+
+
+@runtime_checkable
+class BridgeOperator(Protocol):
+    """What the hub's operators do with a chain's token bridge: read its limits, whether it is
+    paused and a token's decimals; simulate and sign `setRateLimit` (guardian or owner) and
+    `returnToSender` (a transfer that was not delivered, back to its sender on the source).
+    Signing sends nothing: the signed bytes go out through `Deliverer.send_raw`."""
+
+    def rate_limit(
+        self, bridge: str, remote_chain_id: int, token: str, outbound: bool
+    ) -> RateLimitState: ...
+
+    def bridge_paused(self, bridge: str) -> bool: ...
+
+    def token_decimals(self, token: str) -> int: ...
+
+    def simulate_set_rate_limit(self, bridge: str, limit: RateLimit, sender: str) -> int:
+        """The gas `setRateLimit` needs; SimulationError (e.g. "NotGuardianOrOwner(...)")."""
+        ...
+
+    def sign_set_rate_limit(
+        self, bridge: str, limit: RateLimit, private_key: str, nonce: int, fee: FeeQuote, gas: int
+    ) -> SignedTx: ...
+
+    def simulate_return_to_sender(self, bridge: str, transfer: SignedMessage, sender: str) -> int:
+        """The gas `returnToSender` needs; SimulationError (e.g. "AlreadyDelivered(...)")."""
+        ...
+
+    def sign_return_to_sender(
+        self,
+        bridge: str,
+        transfer: SignedMessage,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx: ...
 
 
 @runtime_checkable

@@ -111,23 +111,104 @@ def write_validator_config(doc: dict[str, Any], state_dir: Path) -> Path:
 @devnet_app.command("deploy")
 def devnet_deploy(
     rpc: Annotated[str, typer.Option(help="RPC URL of the chain to deploy to")],
-    threshold: int = 2,
     validator: Annotated[
-        list[str] | None, typer.Option(help="Validator address; repeat; default the dev set")
+        list[str] | None, typer.Option(help="Validator address of the Gateway; repeat")
     ] = None,
+    threshold: Annotated[
+        int | None, typer.Option(min=1, help="Signatures a delivery needs; default a majority")
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(help="Owner of Gateway and TokenBridge (accepts in a second step)"),
+    ] = None,
+    guardian: Annotated[
+        str | None, typer.Option(help="May pause the bridge and set rate limits")
+    ] = None,
+    dev_keys: Annotated[
+        bool, typer.Option(help="Allow anvil's public dev keys (a throwaway chain only)")
+    ] = False,
 ) -> None:
-    """Deploy Gateway, TokenBridge and a TestToken to a chain someone else runs; print JSON.
+    """Deploy Gateway, TokenBridge and a TestToken to a chain someone else runs; print JSON
+    with the addresses and who holds each role.
 
-    The deployer key comes from ISLANDS_DEPLOYER_KEY (default: anvil's first dev account)."""
+    The deployer key comes from ISLANDS_DEPLOYER_KEY; owner and guardian default to the
+    deployer. Without --dev-keys, anvil's public dev accounts (whose keys anyone has) may hold
+    no role."""
     from adapters.evm import devnet
 
-    key = os.environ.get("ISLANDS_DEPLOYER_KEY") or devnet.DEPLOYER.private_key
-    validators = validator or [a.address for a in devnet.VALIDATORS]
+    key, validators = _deploy_keys(validator, dev_keys)
+    if threshold is None:
+        threshold = devnet.VALIDATOR_THRESHOLD if validator is None else len(validators) // 2 + 1
+    roles = [("owner", owner), ("guardian", guardian)] + [("validator", v) for v in validators]
+    _check_addresses(roles)
+    if not dev_keys:
+        _refuse_public_roles(key, roles)
     try:
-        deployment = devnet.deploy_contracts(rpc, key, validators, threshold)
+        deployment = devnet.deploy_contracts(rpc, key, validators, threshold, guardian=guardian)
+        if owner is not None and owner.lower() != deployment.owner.lower():
+            deployment = devnet.transfer_ownership(rpc, key, deployment, owner)
     except Exception as exc:  # shown as a message, never a traceback
         raise fail(f"could not deploy to {rpc}: {exc}") from None
-    typer.echo(json.dumps(dataclasses.asdict(deployment), indent=2))
+    validator_set = {"validators": list(validators), "threshold": threshold}
+    typer.echo(json.dumps({**dataclasses.asdict(deployment), **validator_set}, indent=2))
+    if deployment.pending_owner:
+        typer.echo(
+            f"{deployment.pending_owner} becomes owner once it calls acceptOwnership() on the "
+            f"Gateway ({deployment.gateway}) and the TokenBridge ({deployment.bridge}); until "
+            f"then {deployment.owner} stays owner.",
+            err=True,
+        )
+
+
+def _deploy_keys(validator: list[str] | None, dev_keys: bool) -> tuple[str, list[str]]:
+    """The deployer key and validator addresses; without --dev-keys both must be given."""
+    from adapters.evm.devnet import DEPLOYER, VALIDATORS
+
+    key = os.environ.get("ISLANDS_DEPLOYER_KEY", "")
+    if dev_keys:
+        return key or DEPLOYER.private_key, validator or [a.address for a in VALIDATORS]
+    if not validator:
+        raise fail(
+            "no validators: pass --validator ADDRESS (repeat it) and --threshold N, or "
+            "--dev-keys to make anvil's public test accounts validators of a throwaway chain "
+            "(anyone holds their keys and could forge messages)"
+        )
+    if not key:
+        raise fail(
+            "set ISLANDS_DEPLOYER_KEY to the deployer's private key, or pass --dev-keys to "
+            "deploy with anvil's public test key (a throwaway chain only)"
+        )
+    return key, validator
+
+
+def _check_addresses(roles: list[tuple[str, str | None]]) -> None:
+    from eth_utils.address import is_address
+
+    for role, address in roles:
+        if address is not None and not is_address(address):
+            raise fail(f"--{role} {address!r} is not an EVM address")
+
+
+def _refuse_public_roles(key: str, roles: list[tuple[str, str | None]]) -> None:
+    """No role (deployer included) may go to an account whose key anvil publishes."""
+    from eth_account import Account
+
+    from adapters.evm.devnet import is_dev_account
+
+    try:
+        deployer = str(Account.from_key(key).address)
+    except Exception:  # the message never echoes the key
+        raise fail("ISLANDS_DEPLOYER_KEY is not a valid private key") from None
+    public = [
+        f"{role} {address}"
+        for role, address in [("deployer", deployer), *roles]
+        if address and is_dev_account(address)
+    ]
+    if public:
+        raise fail(
+            f"{', '.join(public)}: anvil's public dev account(s), whose keys anyone has; "
+            "pass --dev-keys to use them anyway (a throwaway chain only)"
+        )
 
 
 DevnetFile = Annotated[Path, typer.Option(help="The devnet description `islands up` wrote")]

@@ -55,6 +55,8 @@ from adapters.base import (
     NonceTooLowError,
     ObservedMessage,
     QuorumError,
+    RateLimit,
+    RateLimitState,
     Receipt,
     SignedMessage,
     SignedTx,
@@ -67,8 +69,9 @@ T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 5.0
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeePerGas
-# The gateway reverts with InsufficientGas() when a recipient runs short, so the estimate
-# gets a margin: recipients' gas use may move between simulation and inclusion.
+# The gateway forwards each message's gas limit exactly (or reverts InsufficientGas()), so a
+# delivery's gas hardly moves between simulation and inclusion; the margin covers what does
+# (storage a recipient finds warm or cold, a validator set changed in between).
 GAS_MARGIN_PERCENT = 20
 GAS_MARGIN_FIXED = 50_000
 # What geth, anvil, erigon and others answer for a transaction they already hold.
@@ -93,6 +96,13 @@ ERC20_ABI: ABI = cast(
             "inputs": [],
             "outputs": [{"name": "", "type": "uint256"}],
         },
+        {
+            "type": "function",
+            "name": "decimals",
+            "stateMutability": "view",
+            "inputs": [],
+            "outputs": [{"name": "", "type": "uint8"}],
+        },
     ],
 )
 
@@ -100,6 +110,7 @@ _DELIVERY_EVENTS = {
     "MessageDelivered": DeliveryStatus.DELIVERED,
     "MessageFailed": DeliveryStatus.FAILED,
     "MessageSkipped": DeliveryStatus.SKIPPED,
+    "MessageConsumed": DeliveryStatus.CONSUMED,
 }
 
 
@@ -193,6 +204,10 @@ def _gateway(w3: Web3, address: str) -> Contract:
     return w3.eth.contract(address=to_checksum_address(address), abi=cast(ABI, abi("Gateway")))
 
 
+def _bridge(w3: Web3, address: str) -> Contract:
+    return w3.eth.contract(address=to_checksum_address(address), abi=cast(ABI, abi("TokenBridge")))
+
+
 def _logs(
     w3: Web3, address: str, topics: list[str], from_block: int, to_block: int
 ) -> list[LogReceipt]:
@@ -206,13 +221,16 @@ def _logs(
 
 
 def _observed(chain_id: int, event: EventData) -> ObservedMessage:
+    """The message of a MessageSent log; its source gateway is the log's emitter."""
     args = event["args"]
     message = Message(
         src_chain_id=chain_id,
+        src_gateway=to_checksum_address(event["address"]),
         dst_chain_id=int(args["dstChainId"]),
         nonce=int(args["nonce"]),
         sender=to_checksum_address(args["sender"]),
         recipient=to_checksum_address(args["recipient"]),
+        gas_limit=int(args["gasLimit"]),
         payload=bytes(args["payload"]),
     )
     where = f"{_hex(event['transactionHash'])} log {event['logIndex']}"
@@ -303,9 +321,13 @@ def _erc20_read(w3: Web3, token: str, function: str, args: list[Any], block: int
 
 
 @cache
-def _offline_gateway() -> type[Contract]:
-    """A Gateway contract class bound to no node, for encoding calldata."""
-    return Web3().eth.contract(abi=cast(ABI, abi("Gateway")))
+def _offline(name: str) -> type[Contract]:
+    """A contract class bound to no node, for encoding calldata."""
+    return Web3().eth.contract(abi=cast(ABI, abi(name)))
+
+
+def _calldata(contract: str, function: str, args: list[Any]) -> bytes:
+    return bytes(HexBytes(_offline(contract).encode_abi(function, args)))
 
 
 def delivery_calldata(batch: Sequence[SignedMessage]) -> bytes:
@@ -314,7 +336,25 @@ def delivery_calldata(batch: Sequence[SignedMessage]) -> bytes:
         raise ValueError("a delivery needs at least one message")
     messages = [item.message.as_tuple() for item in batch]
     signatures = [[bytes(sig) for sig in item.signatures] for item in batch]
-    return bytes(HexBytes(_offline_gateway().encode_abi("deliverBatch", [messages, signatures])))
+    return _calldata("Gateway", "deliverBatch", [messages, signatures])
+
+
+def set_rate_limit_calldata(limit: RateLimit) -> bytes:
+    """`TokenBridge.setRateLimit(...)` ABI-encoded."""
+    args = [
+        limit.remote_chain_id,
+        to_checksum_address(limit.token),
+        limit.outbound,
+        limit.capacity,
+        limit.refill_per_second,
+    ]
+    return _calldata("TokenBridge", "setRateLimit", args)
+
+
+def return_to_sender_calldata(transfer: SignedMessage) -> bytes:
+    """`TokenBridge.returnToSender(message, signatures)` ABI-encoded."""
+    signatures = [bytes(sig) for sig in transfer.signatures]
+    return _calldata("TokenBridge", "returnToSender", [transfer.message.as_tuple(), signatures])
 
 
 def _gas_with_margin(estimate: int) -> int:
@@ -411,7 +451,7 @@ def _fee_quote(w3: Web3) -> FeeQuote:
 
 
 class EvmAdapter:
-    """A `ChainAdapter` for EVM chains over JSON-RPC (HTTP)."""
+    """A `ChainAdapter` and `BridgeOperator` for EVM chains over JSON-RPC (HTTP)."""
 
     family: str = "evm"
 
@@ -631,10 +671,9 @@ class EvmAdapter:
     def simulate_delivery(self, gateway: str, batch: Sequence[SignedMessage], sender: str) -> int:
         """`eth_estimateGas` of the batch from `sender`, plus a margin; SimulationError with
         the decoded revert (e.g. "InsufficientSignatures()") when it would revert."""
-        gw, frm = to_checksum_address(gateway), to_checksum_address(sender)
-        tx: TxParams = {"from": frm, "to": gw, "data": delivery_calldata(batch)}
-        what = f"deliverBatch of {len(batch)} message(s) to gateway {gw} from {frm}"
-        return _gas_with_margin(self._call(what, lambda w3: _estimate(w3, tx, what)))
+        gw = to_checksum_address(gateway)
+        what = f"deliverBatch of {len(batch)} message(s) to gateway {gw}"
+        return self._simulate(gw, delivery_calldata(batch), sender, what)
 
     def sign_delivery(
         self,
@@ -647,6 +686,27 @@ class EvmAdapter:
     ) -> SignedTx:
         """An EIP-1559 `deliverBatch` transaction signed locally; nothing is sent."""
         gw = to_checksum_address(gateway)
+        what = f"deliverBatch to {gw} with nonce {nonce}"
+        return self._sign_call(gw, delivery_calldata(batch), private_key, nonce, fee, gas, what)
+
+    def _simulate(self, to: ChecksumAddress, data: bytes, sender: str, what: str) -> int:
+        """`eth_estimateGas` plus a margin; SimulationError with the decoded revert."""
+        frm = to_checksum_address(sender)
+        tx: TxParams = {"from": frm, "to": to, "data": data}
+        what = f"{what} from {frm}"
+        return _gas_with_margin(self._call(what, lambda w3: _estimate(w3, tx, what)))
+
+    def _sign_call(
+        self,
+        to: ChecksumAddress,
+        data: bytes,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+        what: str,
+    ) -> SignedTx:
+        """An EIP-1559 transaction calling `to` with `data`, signed locally; nothing is sent."""
         if nonce < 0 or gas <= 0:
             raise ValueError(f"a transaction needs nonce >= 0 and gas > 0, not {nonce}, {gas}")
         if fee.max_fee_per_gas < fee.max_priority_fee_per_gas:
@@ -655,14 +715,14 @@ class EvmAdapter:
             "type": 2,
             "chainId": self._chain_id_cached(),
             "nonce": nonce,
-            "to": gw,
+            "to": to,
             "value": 0,
-            "data": delivery_calldata(batch),
+            "data": data,
             "gas": gas,
             "maxFeePerGas": fee.max_fee_per_gas,
             "maxPriorityFeePerGas": fee.max_priority_fee_per_gas,
         }
-        signed, sender = _sign(tx, private_key, f"deliverBatch to {gw} with nonce {nonce}")
+        signed, sender = _sign(tx, private_key, what)
         return SignedTx(
             tx_hash=_hex(signed.hash),
             raw=bytes(signed.raw_transaction),
@@ -693,3 +753,67 @@ class EvmAdapter:
     def native_balance(self, address: str) -> int:
         who = to_checksum_address(address)
         return self._call(f"balance of {who}", lambda w3: int(w3.eth.get_balance(who)))
+
+    # -- BridgeOperator -------------------------------------------------------------------
+
+    def rate_limit(
+        self, bridge: str, remote_chain_id: int, token: str, outbound: bool
+    ) -> RateLimitState:
+        """`TokenBridge.rateLimit(...)`: the bucket and what may pass now."""
+        br, tok = to_checksum_address(bridge), to_checksum_address(token)
+        direction = "outbound" if outbound else "inbound"
+        capacity, refill, available = self._call(
+            f"{direction} rate limit of {tok} with chain {remote_chain_id} on bridge {br}",
+            lambda w3: _bridge(w3, br).functions.rateLimit(remote_chain_id, tok, outbound).call(),
+        )
+        limit = RateLimit(
+            remote_chain_id=remote_chain_id,
+            token=tok,
+            outbound=outbound,
+            capacity=int(capacity),
+            refill_per_second=int(refill),
+        )
+        return RateLimitState(limit=limit, available=int(available))
+
+    def bridge_paused(self, bridge: str) -> bool:
+        br = to_checksum_address(bridge)
+        return self._call(
+            f"paused() of bridge {br}", lambda w3: bool(_bridge(w3, br).functions.paused().call())
+        )
+
+    def token_decimals(self, token: str) -> int:
+        tok = to_checksum_address(token)
+        return self._call(
+            f"decimals() of token {tok}", lambda w3: _erc20_read(w3, tok, "decimals", [], None)
+        )
+
+    def simulate_set_rate_limit(self, bridge: str, limit: RateLimit, sender: str) -> int:
+        br = to_checksum_address(bridge)
+        what = f"setRateLimit on bridge {br}"
+        return self._simulate(br, set_rate_limit_calldata(limit), sender, what)
+
+    def sign_set_rate_limit(
+        self, bridge: str, limit: RateLimit, private_key: str, nonce: int, fee: FeeQuote, gas: int
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        data, what = set_rate_limit_calldata(limit), f"setRateLimit on {br} with nonce {nonce}"
+        return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    def simulate_return_to_sender(self, bridge: str, transfer: SignedMessage, sender: str) -> int:
+        br = to_checksum_address(bridge)
+        what = f"returnToSender of 0x{transfer.message.id.hex()} on bridge {br}"
+        return self._simulate(br, return_to_sender_calldata(transfer), sender, what)
+
+    def sign_return_to_sender(
+        self,
+        bridge: str,
+        transfer: SignedMessage,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        data = return_to_sender_calldata(transfer)
+        what = f"returnToSender on {br} with nonce {nonce}"
+        return self._sign_call(br, data, private_key, nonce, fee, gas, what)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -73,8 +74,13 @@ def custom_errors() -> dict[bytes, tuple[str, tuple[str, ...]]]:
     return errors
 
 
-def _format_arg(value: object) -> str:
-    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+def _format_arg(abi_type: str, value: object) -> str:
+    """Bytes as hex, addresses checksummed (EIP-55), anything else as Python prints it."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if abi_type == "address" and isinstance(value, str):
+        return to_checksum_address(value)
+    return str(value)
 
 
 def decode_revert(data: bytes) -> str:
@@ -90,7 +96,8 @@ def decode_revert(data: bytes) -> str:
         known = custom_errors().get(selector)
         if known is not None:
             args = abi_decode(list(known[1]), body)
-            return f"{known[0]}({', '.join(_format_arg(a) for a in args)})"
+            shown = (_format_arg(t, a) for t, a in zip(known[1], args, strict=True))
+            return f"{known[0]}({', '.join(shown)})"
     except Exception:  # malformed data or missing artifacts: show it raw
         return "0x" + data.hex()
     return "0x" + data.hex()

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, cast
@@ -111,6 +111,11 @@ USER = DEV_ACCOUNTS[2]
 VALIDATORS = DEV_ACCOUNTS[7:10]
 ACCOUNT_ROLES: dict[int, str] = {0: "deployer", 1: "relayer", 2: "user", 7: "validator"}
 ACCOUNT_ROLES.update({8: "validator", 9: "validator"})
+
+
+def is_dev_account(address: str) -> bool:
+    """Whether `address` is one of anvil's public dev accounts (anyone has their keys)."""
+    return address.lower() in {a.address.lower() for a in DEV_ACCOUNTS}
 
 
 def account_role(index: int) -> str:
@@ -325,7 +330,7 @@ def _wait_ready(node: AnvilNode, timeout: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """The Islands contracts on one chain."""
+    """The Islands contracts on one chain, and who holds their roles."""
 
     chain_id: int
     gateway: str
@@ -333,6 +338,9 @@ class Deployment:
     test_token: str
     owner: str
     inbox: str = ""
+    guardian: str = ""
+    # set by transfer_ownership: owner of Gateway and TokenBridge once it calls acceptOwnership
+    pending_owner: str = ""
 
 
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
@@ -411,10 +419,16 @@ def _created(receipt: TxReceipt, what: str) -> str:
 
 
 def deploy_contracts(
-    rpc_url: str, deployer_key: str, validators: Sequence[str], threshold: int
+    rpc_url: str,
+    deployer_key: str,
+    validators: Sequence[str],
+    threshold: int,
+    *,
+    guardian: str | None = None,
 ) -> Deployment:
     """Deploy Gateway, TokenBridge, TestToken ("ITT", 1M to the deployer) and the demo Inbox
-    application on one chain."""
+    application on one chain. The deployer owns Gateway and TokenBridge; the bridge's guardian
+    is `guardian` (default: the deployer)."""
     w3 = connect(rpc_url)
     tx = Transactor(w3, deployer_key)
     owner = tx.address
@@ -427,14 +441,34 @@ def deploy_contracts(
     tx.send(contract(w3, "TokenBridge").constructor(gateway, owner), "deploy TokenBridge")
     tx.send(contract(w3, "Inbox").constructor(gateway), "deploy Inbox")
     bridge_receipt, inbox_receipt = tx.wait()
+    bridge = _created(bridge_receipt, "deploy TokenBridge")
+    guardian = to_checksum_address(guardian or owner)
+    tx.send(contract(w3, "TokenBridge", bridge).functions.setGuardian(guardian), "setGuardian")
+    tx.wait()
     return Deployment(
         chain_id=tx.chain_id,
         gateway=gateway,
-        bridge=_created(bridge_receipt, "deploy TokenBridge"),
+        bridge=bridge,
         test_token=_created(token_receipt, "deploy TestToken"),
         owner=owner,
         inbox=_created(inbox_receipt, "deploy Inbox"),
+        guardian=guardian,
     )
+
+
+def transfer_ownership(
+    rpc_url: str, owner_key: str, deployment: Deployment, new_owner: str
+) -> Deployment:
+    """Start the two-step transfer of Gateway and TokenBridge to `new_owner`: the current
+    owner keeps every power until `new_owner` calls `acceptOwnership()` on each."""
+    w3 = connect(rpc_url)
+    tx = Transactor(w3, owner_key)
+    pending = to_checksum_address(new_owner)
+    for name, address in (("Gateway", deployment.gateway), ("TokenBridge", deployment.bridge)):
+        call = contract(w3, name, address).functions.transferOwnership(pending)
+        tx.send(call, f"{name}.transferOwnership")
+    tx.wait()
+    return replace(deployment, pending_owner=pending)
 
 
 def wrapped_name(home: str) -> str:
@@ -516,6 +550,8 @@ class DevnetChain:
             "bridge": self.deployment.bridge,
             "test_token": self.deployment.test_token,
             "inbox": self.deployment.inbox,
+            "owner": self.deployment.owner,
+            "guardian": self.deployment.guardian,
             "wrapped_tokens": dict(self.wrapped_tokens),
             "finality": DEVNET_FINALITY,
         }

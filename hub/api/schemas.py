@@ -281,10 +281,12 @@ class MessageOut(BaseModel):
     src_chain: str | None
     dst_chain: str | None
     src_chain_id: int
+    src_gateway: str = Field(description="the gateway that emitted it (part of the id)")
     dst_chain_id: int
     nonce: int
     sender: str
     recipient: str
+    gas_limit: int = Field(description="gas the destination gateway forwards to the recipient")
     payload: str
     src_tx_hash: str
     src_block_number: int
@@ -316,10 +318,12 @@ class MessageOut(BaseModel):
             src_chain=names.get(m.src_chain_id),
             dst_chain=names.get(m.dst_chain_id),
             src_chain_id=m.src_chain_id,
+            src_gateway=m.src_gateway,
             dst_chain_id=m.dst_chain_id,
             nonce=m.nonce,
             sender=m.sender,
             recipient=m.recipient,
+            gas_limit=m.gas_limit,
             payload="0x" + m.payload.hex(),
             src_tx_hash=m.src_tx_hash,
             src_block_number=m.src_block_number,

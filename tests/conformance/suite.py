@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from adapters.base import (
+    MESSAGE_VERSION,
     AdapterError,
     ChainAdapter,
     DeliveryStatus,
@@ -64,12 +65,16 @@ class ConformanceChain:
     # a destination chain id for test messages (no relayer should ever deliver them)
     remote_chain_id: int
     send_message: Callable[[int, str, bytes], SentMessage]
+    # the same, naming the gas the destination forwards to the recipient
+    send_message_with_gas: Callable[[int, str, bytes, int], SentMessage]
     mine: Callable[[int], None]
     node_block_hash: Callable[[int], str | None]
     gateway_message_id: Callable[[Message], bytes]
     mint_tokens: Callable[[str, int], None]
     fresh_address: Callable[[], str]
     same_address: Callable[[str, str], bool] = field(default=lambda a, b: a.lower() == b.lower())
+    # the gas limit of a message sent without naming one
+    default_gas_limit: int = 200_000
     dead_urls: Sequence[str] = ("http://127.0.0.1:1", "http://127.0.0.1:9")
 
 
@@ -133,10 +138,12 @@ def _foreign_message(route: DeliveryRoute, chain: ConformanceChain) -> Message:
     """A well-formed message for the destination that no source ever sent."""
     return Message(
         src_chain_id=route.source.chain_id,
+        src_gateway=route.source.gateway,
         dst_chain_id=route.destination.chain_id,
         nonce=2**62 + secrets.randbelow(2**32),
         sender=chain.fresh_address(),
         recipient=chain.fresh_address(),
+        gas_limit=chain.default_gas_limit,
         payload=b"never sent",
     )
 
@@ -267,12 +274,21 @@ class AdapterConformance:
         assert chain.same_address(message.sender, sent.sender)
         assert chain.same_address(message.recipient, recipient)
         assert message.payload == payload
-        assert message.version == 1
+        assert message.version == MESSAGE_VERSION
+        assert chain.same_address(message.src_gateway, chain.gateway)
+        assert message.gas_limit == chain.default_gas_limit
         assert observed.block_number == sent.block_number
         assert observed.block_hash == chain.node_block_hash(sent.block_number)
         assert HASH_RE.match(observed.tx_hash) and observed.log_index >= 0
         assert observed.id == chain.gateway_message_id(message)
         assert adapter.gateway_config(chain.gateway).outbound_nonce == nonce + 1
+
+    def test_send_with_a_gas_limit(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
+        recipient = chain.fresh_address()
+        sent = chain.send_message_with_gas(chain.remote_chain_id, recipient, b"gas", 345_678)
+        observed = _observed(adapter, chain, sent)
+        assert observed.message.gas_limit == 345_678
+        assert observed.id == chain.gateway_message_id(observed.message)
 
     def test_send_receipt(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         sent = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"r")

@@ -10,6 +10,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from adapters.base import (
+    NO_RATE_LIMIT,
+    BridgeOperator,
     DeliveryStatus,
     EndpointUnavailableError,
     FinalityPolicy,
     Message,
     NonceTooLowError,
     QuorumError,
+    RateLimit,
     SignedMessage,
     SimulationError,
     UnderpricedError,
@@ -73,9 +77,12 @@ class EvmChain:
         self.gateway = contract(self.w3, "Gateway", chain.deployment.gateway)
         self.token = contract(self.w3, "TestToken", chain.deployment.test_token)
 
-    def send_message(self, dst_chain_id: int, recipient: str, payload: bytes) -> SentMessage:
+    def send_message(
+        self, dst_chain_id: int, recipient: str, payload: bytes, gas_limit: int | None = None
+    ) -> SentMessage:
         tx = Transactor(self.w3, SENDER.private_key)
-        call = self.gateway.functions.send(dst_chain_id, to_checksum_address(recipient), payload)
+        args = [dst_chain_id, to_checksum_address(recipient), payload]
+        call = self.gateway.functions.send(*args, *([] if gas_limit is None else [gas_limit]))
         tx_hash = tx.send(call, "Gateway.send")
         (receipt,) = tx.wait()
         return SentMessage(
@@ -140,6 +147,7 @@ class EvmChain:
             threshold=threshold,
             remote_chain_id=NOWHERE_CHAIN_ID,
             send_message=self.send_message,
+            send_message_with_gas=self.send_message,
             mine=self.mine,
             node_block_hash=self.node_block_hash,
             gateway_message_id=self.gateway_message_id,
@@ -199,6 +207,27 @@ def test_registry_builds_the_evm_adapter(chain: ConformanceChain) -> None:
     assert adapter.chain_id() == chain.chain_id
 
 
+def test_bridge_operator_reads(chain: ConformanceChain, anvil_devnet: Devnet) -> None:
+    """The token-bridge reads the hub shows: no limit, not paused, decimals of both kinds."""
+    adapter = EvmAdapter(chain.rpc_urls)
+    assert isinstance(adapter, BridgeOperator)
+    beta = anvil_devnet.chain("beta")
+    assert adapter.token_decimals(chain.token) == 18
+    assert adapter.token_decimals(beta.wrapped_tokens["alpha"]) == 18  # beta's ITT on alpha
+    assert adapter.bridge_paused(chain.bridge) is False
+    for outbound in (True, False):
+        state = adapter.rate_limit(chain.bridge, beta.chain_id, chain.token, outbound)
+        expected = RateLimit(
+            remote_chain_id=beta.chain_id,
+            token=chain.token,
+            outbound=outbound,
+            capacity=0,
+            refill_per_second=0,
+        )
+        assert state.limit == expected and not state.limit.limited
+        assert state.available == NO_RATE_LIMIT
+
+
 def test_constructor_refuses_bad_options() -> None:
     with pytest.raises(ValueError, match="at least one"):
         EvmAdapter([])
@@ -235,8 +264,12 @@ def test_quorum_of_disagreeing_endpoints(anvil_devnet: Devnet) -> None:
     adapter = EvmAdapter([alpha.rpc_url, beta.rpc_url], quorum=2)
     with pytest.raises(QuorumError, match="agree"):
         adapter.chain_id()
+    # Early blocks can be equal: anvil's genesis does not depend on the chain id, so two chains
+    # started in the same second share it, and their first blocks may be empty. Any block after
+    # the deployments differs (the transactions are signed for different chain ids).
+    after_deployments = min(EvmAdapter([c.rpc_url]).head().number for c in (alpha, beta))
     with pytest.raises(QuorumError, match="agree"):
-        adapter.block_hash(1)
+        adapter.block_hash(after_deployments)
 
 
 def test_failover_prefers_the_last_healthy_endpoint(chain: ConformanceChain) -> None:
@@ -270,6 +303,10 @@ def test_revert_reason() -> None:
     assert revert_reason(b"\x12\x34") == "0x1234"
     wrong = Web3.keccak(text="WrongDestination()")[:4]
     assert revert_reason(wrong) == "WrongDestination()"
+    limited = Web3.keccak(text="RateLimited(uint64,address,bool,uint256,uint256)")[:4]
+    args = [7, DEV_ACCOUNTS[0].address.lower(), False, 5, 6]
+    limited += Web3().codec.encode(["uint64", "address", "bool", "uint256", "uint256"], args)
+    assert revert_reason(limited) == f"RateLimited(7, {DEV_ACCOUNTS[0].address}, False, 5, 6)"
 
 
 # -- a real signed delivery ---------------------------------------------------------------
@@ -305,7 +342,7 @@ def test_delivery_outcomes(anvil_devnet: Devnet) -> None:
         if m.tx_hash == receipt["transactionHash"].to_0x_hex()
     ]
     good = observed.message
-    bad = Message(alpha.chain_id, beta.chain_id, 10**9, SENDER.address, _fresh_address(), b"x")
+    bad = replace(good, nonce=10**9, sender=SENDER.address, recipient=_fresh_address())
     signers = VALIDATORS[: anvil_devnet.threshold]
     sigs = {m.id: _attest(dst.gateway, m.id, signers) for m in (good, bad)}
 
@@ -462,7 +499,16 @@ def private_anvil(
 
 
 def _private_batch(deployment: Deployment, signers: Sequence[Any]) -> list[SignedMessage]:
-    message = Message(1, deployment.chain_id, 0, SENDER.address, _fresh_address(), b"p")
+    message = Message(
+        src_chain_id=1,
+        src_gateway=_fresh_address(),
+        dst_chain_id=deployment.chain_id,
+        nonce=0,
+        sender=SENDER.address,
+        recipient=_fresh_address(),
+        gas_limit=200_000,
+        payload=b"p",
+    )
     digest = attestation_digest(message.id, 1, deployment.chain_id, deployment.gateway)
     ordered = sorted(signers, key=lambda v: int(v.address, 16))
     return [SignedMessage(message, tuple(sign_digest(digest, v.private_key) for v in ordered))]

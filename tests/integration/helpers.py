@@ -65,7 +65,7 @@ def _wait_rpc(url: str) -> None:
 
 
 def deploy(rpc_url: str) -> dict[str, Any]:
-    """`islands devnet deploy --rpc URL`, its JSON output parsed."""
-    result = islands("devnet", "deploy", "--rpc", rpc_url)
+    """`islands devnet deploy --rpc URL --dev-keys`, its JSON output parsed."""
+    result = islands("devnet", "deploy", "--rpc", rpc_url, "--dev-keys")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))

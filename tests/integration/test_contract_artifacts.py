@@ -33,9 +33,24 @@ def test_artifacts_have_the_fixed_interface() -> None:
         assert artifact["abi"] and artifact["bytecode"].startswith("0x")
     gateway = json.loads((ARTIFACTS / "Gateway.json").read_text())["abi"]
     functions = {f["name"]: f for f in gateway if f["type"] == "function"}
-    assert [i["type"] for i in functions["send"]["inputs"]] == ["uint64", "address", "bytes"]
-    assert [o["type"] for o in functions["send"]["outputs"]] == ["bytes32"]
+    sends = sorted([i["type"] for i in f["inputs"]] for f in gateway if f.get("name") == "send")
+    assert sends == [["uint64", "address", "bytes"], ["uint64", "address", "bytes", "uint64"]]
+    assert all(
+        [o["type"] for o in f["outputs"]] == ["bytes32"] for f in gateway if f.get("name") == "send"
+    )
     assert [o["type"] for o in functions["delivered"]["outputs"]] == ["bool"]
+    message = ["uint8", "uint64", "address", "uint64", "uint64", "address", "address", "uint64"]
+    consume = functions["consume"]["inputs"]
+    assert [c["type"] for c in consume[0]["components"]] == [*message, "bytes"]
     bridge = json.loads((ARTIFACTS / "TokenBridge.json").read_text())["abi"]
     bridge_out = next(f for f in bridge if f.get("name") == "bridgeOut")
     assert [i["type"] for i in bridge_out["inputs"]] == ["address", "uint64", "address", "uint256"]
+    names = {f["name"] for f in bridge if f["type"] in ("function", "event", "error")}
+    assert {
+        "setRateLimit",
+        "rateLimit",
+        "RateLimited",
+        "returnToSender",
+        "TransferReturned",
+    } <= names
+    assert {"guardian", "setGuardian", "pause", "unpause", "acceptOwnership"} <= names

@@ -1,10 +1,15 @@
-"""The Gateway's security properties, checked on the deployed contracts of the devnet.
+"""The Gateway's and TokenBridge's security properties, checked on the deployed contracts of
+the devnet.
 
-What an auditor verifies on the chain itself: Python computes the same id and EIP-712 digest
-as the contract; a delivery with bad signatures (forged, too few, duplicated, out of order,
-for another epoch or another gateway, over a tampered message, malleable) reverts and
-leaves nothing delivered; a good one mints exactly once; a message for another chain is
-refused; a validator-set change kills the attestations of the old epoch.
+What an auditor verifies on the chain itself: Python computes the same id (which names the
+source gateway) and EIP-712 digest as the contract; a delivery with bad signatures (forged,
+too few, duplicated, out of order, for another epoch or another gateway, over a tampered
+message, malleable) reverts and leaves nothing delivered; a good one mints exactly once; a
+message for another chain is refused; a recipient gets exactly the gas its sender named, so
+a looping recipient fails alone and costs the relayer its gas limit plus a bounded overhead;
+only a message's recipient can consume it; owners change in two steps; a guardian pauses the
+bridge; rate limits refuse and refill; a failed transfer goes back to its sender; a
+validator-set change kills the attestations of the old epoch.
 
 Every transfer here goes through the bridges (ITT locked on alpha, minted on beta) and is
 delivered before the module ends, so the asset stays balanced for the tests that check it.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,12 +33,20 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt
 
-from adapters.base import Message
+from adapters.base import (
+    NO_RATE_LIMIT,
+    DeliveryStatus,
+    Message,
+    RateLimit,
+    SignedMessage,
+    SimulationError,
+)
+from adapters.evm.adapter import EvmAdapter
 from adapters.evm.contracts import decode_revert
 from adapters.evm.devnet import DEPLOYER, VALIDATORS, DevAccount, Devnet, DevnetChain, connect
 from adapters.evm.devnet import contract as load_contract
@@ -44,6 +58,13 @@ AMOUNT = 7 * 10**15  # 0.007 ITT per transfer
 FAILING_GAS = 1_000_000  # explicit, so a reverting delivery is mined (status 0), not refused
 FUNDS = 10**20
 PAYLOAD_TYPES = ["uint64", "address", "address", "address", "uint256"]
+DEFAULT_GAS_LIMIT = 200_000
+# What a one-message delivery with two signatures costs beyond the recipient's gas limit
+# (intrinsic gas, calldata, signature checks, the delivered mark, the outcome event); about
+# 64k measured. A recipient cannot raise it.
+DELIVERY_OVERHEAD_BOUND = 100_000
+# Runtime code of a recipient that loops until its gas is gone: JUMPDEST PUSH1 0 JUMP.
+LOOP_CODE = bytes.fromhex("5b600056")
 
 Delivery = tuple[Message, list[bytes]]
 
@@ -102,7 +123,10 @@ def _funded_account(*sides: Side) -> DevAccount:
 
 
 def _send(
-    side: Side, account: DevAccount, calls: Sequence[ContractFunction], gas: int | None = None
+    side: Side,
+    account: DevAccount,
+    calls: Sequence[ContractFunction | ContractConstructor],
+    gas: int | None = None,
 ) -> list[TxReceipt]:
     """Sign and send `calls` with consecutive nonces; the receipts, whatever their status."""
     signer = Account.from_key(account.private_key)  # DEPLOYER or a fresh account
@@ -118,10 +142,13 @@ def _send(
     return [wait(h, timeout=60, poll_latency=0.05) for h in hashes]
 
 
-def _revert_of(call: ContractFunction, sender: str) -> str:
+def _revert_of(call: ContractFunction, sender: str, gas: int | None = None) -> str:
     """The decoded revert of `call` simulated with eth_call, e.g. "UnknownSigner()"."""
+    params: TxParams = {"from": sender}
+    if gas is not None:
+        params["gas"] = gas
     try:
-        call.call({"from": sender})
+        call.call(params)
     except ContractLogicError as exc:
         data = exc.data if isinstance(exc.data, str) else ""
         return decode_revert(HexBytes(data)) if data.startswith("0x") else str(exc)
@@ -154,6 +181,84 @@ def _delivered(side: Side, message: Message) -> bool:
     return bool(side.gateway.functions.delivered(message.id).call())
 
 
+def _sent_message(side: Side, receipt: TxReceipt) -> Message:
+    """The one message a transaction sent through `side`'s gateway, as the adapter reads it."""
+    (log,) = side.gateway.events.MessageSent().process_receipt(receipt, errors=DISCARD)
+    args = log["args"]
+    message = Message(
+        src_chain_id=side.chain_id,
+        src_gateway=log["address"],
+        dst_chain_id=args["dstChainId"],
+        nonce=args["nonce"],
+        sender=args["sender"],
+        recipient=args["recipient"],
+        gas_limit=args["gasLimit"],
+        payload=bytes(args["payload"]),
+    )
+    assert message.id == args["id"]
+    return message
+
+
+def _rpc(side: Side, method: str, *params: Any) -> Any:
+    response = side.w3.provider.make_request(RPCEndpoint(method), list(params))
+    assert "error" not in response, response
+    return response.get("result")
+
+
+def _advance_time(side: Side, seconds: int) -> None:
+    _rpc(side, "evm_increaseTime", seconds)
+    _rpc(side, "evm_mine")
+
+
+def _deploy_code(side: Side, account: DevAccount, runtime: bytes) -> str:
+    """Deploy `runtime` (at most 32 bytes) as a contract's code, with no constructor."""
+    n = len(runtime)
+    init = bytes([0x60 + n - 1]) + runtime + bytes([0x60, 0, 0x52, 0x60, n, 0x60, 32 - n, 0xF3])
+    signer = Account.from_key(account.private_key)
+    tx: TxParams = {
+        "from": signer.address,
+        "data": HexBytes(init),
+        "gas": 100_000,
+        "nonce": side.w3.eth.get_transaction_count(signer.address, "pending"),
+        "chainId": side.chain_id,
+        "maxFeePerGas": 10**11,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    tx_hash = side.w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+    receipt = side.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+    address = to_checksum_address(receipt["contractAddress"])
+    assert bytes(side.w3.eth.get_code(address)) == runtime
+    return address
+
+
+def _adapter(side: Side) -> EvmAdapter:
+    return EvmAdapter([side.chain.rpc_url])
+
+
+def _signed(side: Side, message: Message) -> SignedMessage:
+    return SignedMessage(message, tuple(_attest(side, message, _ascending(VALIDATORS[:2]))))
+
+
+def _wait(side: Side, tx_hash: str) -> TxReceipt:
+    return side.w3.eth.wait_for_transaction_receipt(
+        HexBytes(tx_hash), timeout=60, poll_latency=0.05
+    )
+
+
+def _relay(side: Side, relayer: DevAccount, messages: Sequence[Message]) -> TxReceipt:
+    """Deliver `messages` to `side` as the hub's relayer does: simulate, sign, send."""
+    adapter, gateway = _adapter(side), side.gateway.address
+    batch = [_signed(side, m) for m in messages]
+    gas = adapter.simulate_delivery(gateway, batch, relayer.address)
+    nonce = adapter.account_nonce(relayer.address, pending=True)
+    fee = adapter.fee_quote()
+    signed = adapter.sign_delivery(gateway, batch, relayer.private_key, nonce, fee, gas)
+    adapter.send_raw(signed.raw)
+    receipt = _wait(side, signed.tx_hash)
+    assert receipt["status"] == 1
+    return receipt
+
+
 def _high_s_twin(signature: bytes) -> bytes:
     """The other valid (r, n - s, flipped v) signature of the same key: ECDSA malleability."""
     s = int.from_bytes(signature[32:64], "big")
@@ -179,9 +284,9 @@ def gamma(anvil_devnet: Devnet) -> Side:
 
 
 @pytest.fixture(scope="module")
-def relayer(beta: Side) -> DevAccount:
-    """Sends every delivery to beta."""
-    return _funded_account(beta)
+def relayer(alpha: Side, beta: Side) -> DevAccount:
+    """Sends every delivery, to beta and back to alpha."""
+    return _funded_account(alpha, beta)
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +296,21 @@ def wrapped(alpha: Side, beta: Side) -> Contract:
 
 
 @pytest.fixture(scope="module")
-def bridge_out(alpha: Side, beta: Side, relayer: DevAccount) -> Iterator[Callable[[], Bridged]]:
+def holder(alpha: Side, beta: Side) -> DevAccount:
+    """Owns ITT on alpha and sends the module's transfers (and has gas on beta)."""
+    account = _funded_account(alpha, beta)
+    _send(alpha, account, [alpha.token.functions.mint(account.address, 100 * AMOUNT)])  # faucet
+    return account
+
+
+@pytest.fixture(scope="module")
+def bridge_out(
+    alpha: Side, beta: Side, relayer: DevAccount, holder: DevAccount
+) -> Iterator[Callable[[], Bridged]]:
     """Locks AMOUNT of ITT on alpha for a fresh address on beta; returns the gateway message.
 
-    At the end, anything not yet delivered is delivered, so nothing stays in flight."""
-    holder = _funded_account(alpha)
-    _send(alpha, holder, [alpha.token.functions.mint(holder.address, 100 * AMOUNT)])  # a faucet
+    At the end, anything not yet delivered (or returned) is delivered, so nothing stays in
+    flight."""
     sent: list[Message] = []
 
     def bridge() -> Bridged:
@@ -205,16 +319,11 @@ def bridge_out(alpha: Side, beta: Side, relayer: DevAccount) -> Iterator[Callabl
         out = alpha.bridge.functions.bridgeOut(alpha.token.address, beta.chain_id, to, AMOUNT)
         receipts = _send(alpha, holder, [approve]) + _send(alpha, holder, [out])
         assert [r["status"] for r in receipts] == [1, 1]
-        (log,) = _events(alpha.gateway, "MessageSent", receipts[1])
-        message = Message(
-            src_chain_id=alpha.chain_id,
-            dst_chain_id=log["dstChainId"],
-            nonce=log["nonce"],
-            sender=log["sender"],
-            recipient=log["recipient"],
-            payload=bytes(log["payload"]),
+        message = _sent_message(alpha, receipts[1])
+        assert (message.src_gateway, message.gas_limit) == (
+            alpha.gateway.address,
+            DEFAULT_GAS_LIMIT,
         )
-        assert message.id == log["id"]
         (out_log,) = _events(alpha.bridge, "BridgedOut", receipts[1])
         assert out_log["messageId"] == message.id and out_log["amount"] == AMOUNT
         sent.append(message)
@@ -261,10 +370,23 @@ def test_digest_and_message_id_match_the_contract(
         replace(real, payload=b""),
         replace(real, payload=b"\x01" * 31),
         replace(real, payload=b"\x02" * 33, nonce=2**64 - 1, dst_chain_id=2**64 - 1),
-        Message(1, 2, 3, DEPLOYER.address.lower(), beta.bridge.address, b"x" * 100, version=255),
+        replace(real, src_gateway=_fresh_address()),
+        replace(real, gas_limit=2**64 - 1),
+        Message(
+            src_chain_id=1,
+            src_gateway=_fresh_address().lower(),
+            dst_chain_id=2,
+            nonce=3,
+            sender=DEPLOYER.address.lower(),
+            recipient=beta.bridge.address,
+            gas_limit=0,
+            payload=b"x" * 100,
+            version=255,
+        ),
     ]
     for message in samples:
         assert message.id == bytes(beta.gateway.functions.messageId(message.as_tuple()).call())
+    assert len({m.id for m in samples}) == len(samples)
 
     home, token, _, to, amount = abi_decode(PAYLOAD_TYPES, real.payload)
     assert (real.src_chain_id, real.dst_chain_id) == (alpha.chain_id, beta.chain_id)
@@ -397,7 +519,433 @@ def test_message_for_gamma_is_refused_on_beta(
         assert not _delivered(beta, for_gamma)
 
 
-# -- 5. a new validator set (last: it changes beta's epoch, and restores the set) -----------
+# -- 5. the id names the source gateway ------------------------------------------------------
+
+
+def test_the_same_message_from_another_gateway_has_another_id(alpha: Side, beta: Side) -> None:
+    """Two gateways on one chain send the same payload from the same sender to the same
+    recipient at the same nonce: only the source gateway differs, and so do the ids."""
+    deployer = _funded_account(alpha)
+    members = [v.address for v in VALIDATORS]
+    ctor = load_contract(alpha.w3, "Gateway").constructor(deployer.address, members, 2)
+    created = _send(alpha, deployer, [ctor, ctor])
+    gateways = [load_contract(alpha.w3, "Gateway", r["contractAddress"]) for r in created]
+    recipient = _fresh_address()
+    messages = []
+    for gateway in gateways:
+        (receipt,) = _send(
+            alpha, deployer, [gateway.functions.send(beta.chain_id, recipient, b"same")]
+        )
+        messages.append(_sent_message(replace(alpha, gateway=gateway), receipt))
+    first, second = messages
+    assert (first.src_gateway, second.src_gateway) == tuple(g.address for g in gateways)
+    assert replace(first, src_gateway=second.src_gateway) == second
+    assert first.id != second.id
+    for gateway, message in zip(gateways, messages, strict=True):
+        assert message.id == bytes(gateway.functions.messageId(message.as_tuple()).call())
+    block = receipt["blockNumber"]
+    (observed,) = _adapter(alpha).messages(gateways[1].address, block, block)
+    assert observed.message == second
+
+
+# -- 6. gas: what the sender names, exactly -----------------------------------------------------
+
+
+def _send_message(alpha: Side, beta: Side, recipient: str, payload: bytes, gas: int) -> Message:
+    """`Gateway.send` with a gas limit on alpha, to `recipient` on beta, from a fresh account."""
+    call = alpha.gateway.functions.send(beta.chain_id, recipient, payload, gas)
+    (receipt,) = _send(alpha, _funded_account(alpha), [call])
+    return _sent_message(alpha, receipt)
+
+
+@pytest.fixture(scope="module")
+def looper(beta: Side) -> str:
+    """A recipient on beta whose code loops until its gas is gone."""
+    return _deploy_code(beta, _funded_account(beta), LOOP_CODE)
+
+
+def test_gas_limit_out_of_range_is_refused(alpha: Side, beta: Side) -> None:
+    sender = _funded_account(alpha).address
+    send = alpha.gateway.functions.send
+    assert alpha.gateway.functions.DEFAULT_GAS_LIMIT().call() == DEFAULT_GAS_LIMIT
+    for bad in (0, 9_999, 10_000_001, 2**64 - 1):
+        call = send(beta.chain_id, _fresh_address(), b"g", bad)
+        assert _revert_of(call, sender) == f"GasLimitOutOfRange({bad})"
+    for good in (10_000, 10_000_000):
+        send(beta.chain_id, _fresh_address(), b"g", good).call({"from": sender})
+    assert _send_message(alpha, beta, _fresh_address(), b"g", 123_456).gas_limit == 123_456
+
+
+@pytest.mark.parametrize("gas_limit", [10_000, DEFAULT_GAS_LIMIT, 2_000_000])
+def test_a_looping_recipient_costs_its_gas_limit_and_fails_alone(
+    gas_limit: int, alpha: Side, beta: Side, relayer: DevAccount, looper: str
+) -> None:
+    """Issue 6, attack 1 and 8: a recipient that loops forever made every simulated delivery
+    revert. Now it gets exactly its gas limit, fails with a reason, and the delivery costs
+    the relayer that limit plus a bounded overhead."""
+    message = _send_message(alpha, beta, looper, b"spin", gas_limit)
+    receipt = _relay(beta, relayer, [message])
+    (failed,) = _events(beta.gateway, "MessageFailed", receipt)
+    assert failed["id"] == message.id
+    assert decode_revert(failed["reason"]) == f"RecipientOutOfGas({gas_limit})"
+    assert gas_limit < receipt["gasUsed"] < gas_limit + DELIVERY_OVERHEAD_BOUND
+    assert not _delivered(beta, message)
+
+
+def test_a_looping_recipient_does_not_stop_the_batch(
+    alpha: Side,
+    beta: Side,
+    relayer: DevAccount,
+    looper: str,
+    wrapped: Contract,
+    bridge_out: Callable[[], Bridged],
+) -> None:
+    loop = _send_message(alpha, beta, looper, b"spin", DEFAULT_GAS_LIMIT)
+    transfer = bridge_out()
+    receipt = _relay(beta, relayer, [loop, transfer.message])
+    block, tx_hash = receipt["blockNumber"], receipt["transactionHash"].to_0x_hex()
+    outcomes = _adapter(beta).delivery_outcomes(beta.gateway.address, block, block)
+    ours = {o.message_id: o for o in outcomes if o.tx_hash == tx_hash}
+    assert ours[loop.id].status is DeliveryStatus.FAILED
+    assert ours[loop.id].reason == f"RecipientOutOfGas({DEFAULT_GAS_LIMIT})"
+    assert ours[transfer.message.id].status is DeliveryStatus.DELIVERED
+    assert wrapped.functions.balanceOf(transfer.to).call() == AMOUNT
+
+
+def test_under_supplied_gas_reverts_instead_of_failing_the_message(
+    beta: Side, relayer: DevAccount, wrapped: Contract, bridge_out: Callable[[], Bridged]
+) -> None:
+    """A relayer that gives too little gas cannot make a good message fail: the whole
+    delivery reverts with InsufficientGas(), and the message is delivered later."""
+    transfer = bridge_out()
+    message = transfer.message
+    call = beta.gateway.functions.deliver(message.as_tuple(), _signed(beta, message).signatures)
+    short = message.gas_limit  # less than the gas limit plus the delivery's own cost
+    assert _revert_of(call, relayer.address, gas=short) == "InsufficientGas()"
+    (mined,) = _send(beta, relayer, [call], gas=short)
+    assert mined["status"] == 0 and not _delivered(beta, message)
+    assert wrapped.functions.balanceOf(transfer.to).call() == 0
+    receipt = _relay(beta, relayer, [message])
+    assert [e["id"] for e in _events(beta.gateway, "MessageDelivered", receipt)] == [message.id]
+    assert wrapped.functions.balanceOf(transfer.to).call() == AMOUNT
+
+
+# -- 7. consume: only the recipient ---------------------------------------------------------------
+
+
+def test_only_the_recipient_consumes_a_message(
+    alpha: Side, beta: Side, relayer: DevAccount
+) -> None:
+    recipient = _funded_account(beta)  # an account, so the test can act as the recipient
+    message = _send_message(alpha, beta, recipient.address, b"mine", DEFAULT_GAS_LIMIT)
+    signatures = list(_signed(beta, message).signatures)
+    consume = beta.gateway.functions.consume(message.as_tuple(), signatures)
+    for stranger in (relayer.address, DEPLOYER.address):
+        assert _revert_of(consume, stranger) == f"NotRecipient({stranger})"
+    too_few = beta.gateway.functions.consume(message.as_tuple(), signatures[:1])
+    assert _revert_of(too_few, recipient.address) == "InsufficientSignatures()"
+
+    (receipt,) = _send(beta, recipient, [consume])
+    assert receipt["status"] == 1
+    assert _events(beta.gateway, "MessageConsumed", receipt) == [
+        {"id": message.id, "srcChainId": alpha.chain_id, "by": recipient.address}
+    ]
+    block = receipt["blockNumber"]
+    outcomes = _adapter(beta).delivery_outcomes(beta.gateway.address, block, block)
+    assert [o.status for o in outcomes if o.message_id == message.id] == [DeliveryStatus.CONSUMED]
+    assert _delivered(beta, message)
+    already = f"AlreadyDelivered(0x{message.id.hex()})"
+    assert _revert_of(consume, recipient.address) == already
+    deliver = beta.gateway.functions.deliver(message.as_tuple(), signatures)
+    assert _revert_of(deliver, relayer.address) == already
+
+
+# -- 8. owners act in two steps -------------------------------------------------------------------
+
+
+def _unauthorized(account: str) -> str:
+    return f"OwnableUnauthorizedAccount({account})"
+
+
+@pytest.mark.parametrize("name", ["gateway", "bridge"])
+def test_ownership_moves_in_two_steps(name: str, beta: Side) -> None:
+    target: Contract = getattr(beta, name)
+    fn = target.functions
+    newcomer = _funded_account(beta)
+    assert fn.owner().call() == DEPLOYER.address
+    (started,) = _send(beta, DEPLOYER, [fn.transferOwnership(newcomer.address)])
+    try:
+        assert _events(target, "OwnershipTransferStarted", started) == [
+            {"previousOwner": DEPLOYER.address, "newOwner": newcomer.address}
+        ]
+        # Nothing changes until the newcomer accepts: the owner keeps every power.
+        assert fn.owner().call() == DEPLOYER.address
+        assert fn.pendingOwner().call() == newcomer.address
+        steal = fn.transferOwnership(newcomer.address)
+        assert _revert_of(steal, newcomer.address) == _unauthorized(newcomer.address)
+        stranger = _new_account().address
+        assert _revert_of(fn.acceptOwnership(), stranger) == _unauthorized(stranger)
+        fn.transferOwnership(DEPLOYER.address).call({"from": DEPLOYER.address})
+
+        (accepted,) = _send(beta, newcomer, [fn.acceptOwnership()])
+        assert accepted["status"] == 1
+        assert fn.owner().call() == newcomer.address
+        assert int(fn.pendingOwner().call(), 16) == 0
+        back = fn.transferOwnership(DEPLOYER.address)
+        assert _revert_of(back, DEPLOYER.address) == _unauthorized(DEPLOYER.address)
+    finally:
+        if fn.owner().call() == newcomer.address:
+            _send(beta, newcomer, [fn.transferOwnership(DEPLOYER.address)])
+            _send(beta, DEPLOYER, [fn.acceptOwnership()])
+        else:
+            _send(beta, DEPLOYER, [fn.transferOwnership(DEPLOYER.address), fn.acceptOwnership()])
+    assert fn.owner().call() == DEPLOYER.address
+
+
+# -- 9. the guardian's pause, and a failed transfer returned to its sender ------------------------
+
+
+def _transact(side: Side, account: DevAccount, signed_tx: Any) -> TxReceipt:
+    _adapter(side).send_raw(signed_tx.raw)
+    receipt = _wait(side, signed_tx.tx_hash)
+    assert receipt["status"] == 1
+    return receipt
+
+
+def _return_to_sender(beta: Side, transfer: SignedMessage, account: DevAccount) -> TxReceipt:
+    """`TokenBridge.returnToSender` through the adapter (BridgeOperator): simulate, sign, send."""
+    adapter, bridge = _adapter(beta), beta.bridge.address
+    gas = adapter.simulate_return_to_sender(bridge, transfer, account.address)
+    nonce = adapter.account_nonce(account.address, pending=True)
+    signed = adapter.sign_return_to_sender(
+        bridge, transfer, account.private_key, nonce, adapter.fee_quote(), gas
+    )
+    assert adapter.account_nonce(account.address, pending=True) == nonce  # nothing sent yet
+    return _transact(beta, account, signed)
+
+
+@contextmanager
+def _guardian(beta: Side, guardian: DevAccount) -> Iterator[None]:
+    """`guardian` is the bridge's guardian inside; afterwards the bridge runs and the devnet's
+    deployer is guardian again."""
+    bridge = beta.bridge.functions
+    (receipt,) = _send(beta, DEPLOYER, [bridge.setGuardian(guardian.address)])
+    assert _events(beta.bridge, "GuardianSet", receipt) == [
+        {"previousGuardian": DEPLOYER.address, "newGuardian": guardian.address}
+    ]
+    try:
+        yield
+    finally:
+        if bridge.paused().call():
+            _send(beta, DEPLOYER, [bridge.unpause()])
+        _send(beta, DEPLOYER, [bridge.setGuardian(DEPLOYER.address)])
+
+
+def test_guardian_pause_then_the_sender_takes_the_transfer_back(
+    alpha: Side,
+    beta: Side,
+    relayer: DevAccount,
+    holder: DevAccount,
+    wrapped: Contract,
+    bridge_out: Callable[[], Bridged],
+) -> None:
+    """A transfer whose mint fails (the destination bridge is paused) is returned: the
+    gateway marks it consumed, and the source releases the tokens to their sender."""
+    guardian, stranger = _funded_account(beta), _funded_account(beta)
+    bridge, adapter = beta.bridge.functions, _adapter(beta)
+    balance = alpha.token.functions.balanceOf
+    before = balance(holder.address).call()
+    with _guardian(beta, guardian):
+        assert bridge.guardian().call() == guardian.address
+        assert (
+            _revert_of(bridge.pause(), stranger.address)
+            == f"NotGuardianOrOwner({stranger.address})"
+        )
+        (paused,) = _send(beta, guardian, [bridge.pause()])
+        assert _events(beta.bridge, "Paused", paused) == [{"account": guardian.address}]
+        assert adapter.bridge_paused(beta.bridge.address) is True
+        out = bridge.bridgeOut(wrapped.address, alpha.chain_id, holder.address, 1)
+        assert _revert_of(out, holder.address) == "EnforcedPause()"
+        limit = RateLimit(
+            remote_chain_id=alpha.chain_id,
+            token=wrapped.address,
+            outbound=True,
+            capacity=1,
+            refill_per_second=1,
+        )
+        assert adapter.simulate_set_rate_limit(beta.bridge.address, limit, guardian.address) > 0
+
+        transfer = bridge_out()
+        assert balance(holder.address).call() == before - AMOUNT
+        receipt = _relay(beta, relayer, [transfer.message])
+        (failed,) = _events(beta.gateway, "MessageFailed", receipt)
+        assert (failed["id"], decode_revert(failed["reason"])) == (
+            transfer.message.id,
+            "EnforcedPause()",
+        )
+        assert not _delivered(beta, transfer.message)
+        signed = _signed(beta, transfer.message)
+        with pytest.raises(SimulationError) as raised:  # a pause stops returns too
+            adapter.simulate_return_to_sender(beta.bridge.address, signed, holder.address)
+        assert raised.value.reason == "EnforcedPause()"
+        _send(beta, guardian, [bridge.unpause()])
+        assert adapter.bridge_paused(beta.bridge.address) is False
+
+    with pytest.raises(SimulationError) as raised:
+        adapter.simulate_return_to_sender(beta.bridge.address, signed, stranger.address)
+    assert raised.value.reason == f"NotAllowedToReturn({stranger.address})"
+    forged = SignedMessage(transfer.message, signed.signatures[:1])
+    with pytest.raises(SimulationError) as raised:
+        adapter.simulate_return_to_sender(beta.bridge.address, forged, holder.address)
+    assert raised.value.reason == "InsufficientSignatures()"
+
+    receipt = _return_to_sender(beta, signed, holder)
+    original = transfer.message.id
+    assert _events(beta.gateway, "MessageConsumed", receipt) == [
+        {"id": original, "srcChainId": alpha.chain_id, "by": beta.bridge.address}
+    ]
+    back = _sent_message(beta, receipt)
+    assert _events(beta.bridge, "TransferReturned", receipt) == [
+        {"originalId": original, "returnId": back.id, "to": holder.address, "amount": AMOUNT}
+    ]
+    assert (back.sender, back.recipient, back.dst_chain_id) == (
+        beta.bridge.address,
+        alpha.bridge.address,
+        alpha.chain_id,
+    )
+    home, token, sender, to, amount = abi_decode(PAYLOAD_TYPES, back.payload)
+    assert (home, to_checksum_address(token), amount) == (
+        alpha.chain_id,
+        alpha.token.address,
+        AMOUNT,
+    )
+    assert (to_checksum_address(sender), to_checksum_address(to)) == (transfer.to, holder.address)
+    block = receipt["blockNumber"]
+    outcomes = adapter.delivery_outcomes(beta.gateway.address, block, block)
+    assert [o.status for o in outcomes if o.message_id == original] == [DeliveryStatus.CONSUMED]
+    assert _delivered(beta, transfer.message)
+    with pytest.raises(SimulationError) as raised:  # once only
+        adapter.simulate_return_to_sender(beta.bridge.address, signed, holder.address)
+    assert raised.value.reason == f"AlreadyDelivered(0x{original.hex()})"
+    assert wrapped.functions.balanceOf(transfer.to).call() == 0
+
+    home_receipt = _relay(alpha, relayer, [back])
+    assert [e["id"] for e in _events(alpha.gateway, "MessageDelivered", home_receipt)] == [back.id]
+    assert balance(holder.address).call() == before
+
+
+# -- 10. rate limits ------------------------------------------------------------------------------
+
+
+def _set_limit(side: Side, limit: RateLimit) -> TxReceipt:
+    """`setRateLimit` through the adapter (BridgeOperator), as the devnet's guardian."""
+    adapter, bridge = _adapter(side), side.bridge.address
+    gas = adapter.simulate_set_rate_limit(bridge, limit, DEPLOYER.address)
+    nonce = adapter.account_nonce(DEPLOYER.address, pending=True)
+    signed = adapter.sign_set_rate_limit(
+        bridge, limit, DEPLOYER.private_key, nonce, adapter.fee_quote(), gas
+    )
+    return _transact(side, DEPLOYER, signed)
+
+
+def _unlimited(limit: RateLimit) -> RateLimit:
+    return replace(limit, capacity=0, refill_per_second=0)
+
+
+def _rate_limited(reason: str, limit: RateLimit, amount: int) -> int:
+    """The `available` of a RateLimited(...) reason for `limit` and `amount`."""
+    head = f"RateLimited({limit.remote_chain_id}, {limit.token}, {limit.outbound}, "
+    assert reason.startswith(head) and reason.endswith(f", {amount})"), reason
+    return int(reason.removeprefix(head).split(",")[0])
+
+
+def test_outbound_rate_limit_refuses_then_refills(
+    alpha: Side, beta: Side, holder: DevAccount, bridge_out: Callable[[], Bridged]
+) -> None:
+    adapter, bridge = _adapter(alpha), alpha.bridge.address
+    limit = RateLimit(
+        remote_chain_id=beta.chain_id,
+        token=alpha.token.address,
+        outbound=True,
+        capacity=AMOUNT * 3 // 2,
+        refill_per_second=AMOUNT // 1_000,
+    )
+    stranger = _new_account().address
+    with pytest.raises(SimulationError) as raised:
+        adapter.simulate_set_rate_limit(bridge, limit, stranger)
+    assert raised.value.reason == f"NotGuardianOrOwner({stranger})"
+    receipt = _set_limit(alpha, limit)
+    try:
+        assert _events(alpha.bridge, "RateLimitSet", receipt) == [
+            {
+                "remoteChainId": beta.chain_id,
+                "token": alpha.token.address,
+                "outbound": True,
+                "capacity": limit.capacity,
+                "refillPerSecond": limit.refill_per_second,
+            }
+        ]
+        state = adapter.rate_limit(bridge, beta.chain_id, alpha.token.address, True)
+        assert state.limit == limit and state.available == limit.capacity  # starts full
+        bridge_out()
+
+        approve = alpha.token.functions.approve(bridge, AMOUNT)
+        _send(alpha, holder, [approve])
+        out = alpha.bridge.functions.bridgeOut(
+            alpha.token.address, beta.chain_id, holder.address, AMOUNT
+        )
+        available = _rate_limited(_revert_of(out, holder.address), limit, AMOUNT)
+        assert limit.capacity - AMOUNT <= available < AMOUNT
+
+        _advance_time(alpha, 1_000)  # 1,000 s refill a whole AMOUNT
+        state = adapter.rate_limit(bridge, beta.chain_id, alpha.token.address, True)
+        assert state.available == limit.capacity
+        bridge_out()
+    finally:
+        _set_limit(alpha, _unlimited(limit))
+    state = adapter.rate_limit(bridge, beta.chain_id, alpha.token.address, True)
+    assert not state.limit.limited and state.available == NO_RATE_LIMIT
+
+
+def test_inbound_rate_limit_fails_the_delivery_until_the_bucket_refills(
+    alpha: Side,
+    beta: Side,
+    relayer: DevAccount,
+    wrapped: Contract,
+    bridge_out: Callable[[], Bridged],
+) -> None:
+    """An inbound transfer over the limit fails with RateLimited (the hub waits on it), and
+    the same message is delivered once the bucket has refilled."""
+    limit = RateLimit(
+        remote_chain_id=alpha.chain_id,
+        token=wrapped.address,
+        outbound=False,
+        capacity=AMOUNT,
+        refill_per_second=AMOUNT // 1_000,
+    )
+    first, second = bridge_out(), bridge_out()
+    _set_limit(beta, limit)
+    try:
+        receipt = _relay(beta, relayer, [first.message, second.message])
+        block, tx_hash = receipt["blockNumber"], receipt["transactionHash"].to_0x_hex()
+        outcomes = _adapter(beta).delivery_outcomes(beta.gateway.address, block, block)
+        ours = {o.message_id: o for o in outcomes if o.tx_hash == tx_hash}
+        assert ours[first.message.id].status is DeliveryStatus.DELIVERED
+        assert ours[second.message.id].status is DeliveryStatus.FAILED
+        assert _rate_limited(ours[second.message.id].reason, limit, AMOUNT) < AMOUNT
+        assert wrapped.functions.balanceOf(second.to).call() == 0
+
+        _advance_time(beta, 1_000)
+        receipt = _relay(beta, relayer, [second.message])
+        assert [e["id"] for e in _events(beta.gateway, "MessageDelivered", receipt)] == [
+            second.message.id
+        ]
+        assert wrapped.functions.balanceOf(second.to).call() == AMOUNT
+    finally:
+        _set_limit(beta, _unlimited(limit))
+
+
+# -- 11. a new validator set (last: it changes beta's epoch, and restores the set) -----------
 
 
 def _set_validators(beta: Side, validators: Sequence[str], threshold: int) -> TxReceipt:

@@ -68,12 +68,14 @@ def add_message(session: Session, src: Chain, dst: Chain, state: S, **fields: ob
     n = next(_ids)
     message = Message(
         id="0x" + n.to_bytes(32, "big").hex(),
-        version=1,
+        version=2,
         src_chain_id=src.chain_id,
+        src_gateway=src.gateway_address,
         dst_chain_id=dst.chain_id,
         nonce=n,
         sender="0x" + "33" * 20,
         recipient="0x" + "44" * 20,
+        gas_limit=200_000,
         payload=b"",
         state=state.value,
         src_block_number=1,

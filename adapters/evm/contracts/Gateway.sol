@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -13,14 +14,22 @@ import {IMessageRecipient} from "./IMessageRecipient.sol";
 /// @title Islands Gateway
 /// @notice Sends messages to other chains and delivers messages attested by a threshold of the
 /// current validator set (EIP-712 signatures over `Attestation(bytes32 messageId,uint64 epoch)`).
-contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
+/// Each message names the gas its recipient gets; delivery forwards exactly that much, so a
+/// recipient can cost a relayer at most its gas limit plus a bounded overhead.
+contract Gateway is Ownable2Step, Pausable, ReentrancyGuard, EIP712 {
     /// @notice EIP-712 type hash of the struct validators sign.
     bytes32 public constant ATTESTATION_TYPEHASH = keccak256("Attestation(bytes32 messageId,uint64 epoch)");
 
-    /// @notice Gas kept back from the recipient call so that the failure path (undo + event) can run.
-    /// A recipient that fails with less than `RECIPIENT_GAS_RESERVE + gas/32` left over (gas = what
-    /// was available before the call) is taken to have run out of gas: `InsufficientGas` reverts.
-    uint256 public constant RECIPIENT_GAS_RESERVE = 25_000;
+    /// @notice Gas limit of a message sent with the three-argument `send`.
+    uint64 public constant DEFAULT_GAS_LIMIT = 200_000;
+    /// @notice Bounds of a message's gas limit, checked by `send`.
+    uint64 public constant MIN_GAS_LIMIT = 10_000;
+    uint64 public constant MAX_GAS_LIMIT = 10_000_000;
+
+    /// @notice Gas a delivery must have left, beyond `gasLimit + gasLimit / 63`, when it calls a
+    /// recipient: the call's own cost and the failure path (undo the mark, `MessageFailed` with at
+    /// most `MAX_REASON_LENGTH` bytes of reason). With less, the delivery reverts `InsufficientGas`.
+    uint256 public constant DELIVERY_GAS_RESERVE = 20_000;
 
     /// @dev At most this many bytes of a recipient's revert data are copied into `MessageFailed`.
     uint256 private constant MAX_REASON_LENGTH = 1024;
@@ -35,11 +44,18 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
     mapping(bytes32 => bool) private _delivered;
 
     event MessageSent(
-        bytes32 indexed id, uint64 indexed dstChainId, address indexed sender, uint64 nonce, address recipient, bytes payload
+        bytes32 indexed id,
+        uint64 indexed dstChainId,
+        address indexed sender,
+        uint64 nonce,
+        address recipient,
+        uint64 gasLimit,
+        bytes payload
     );
     event MessageDelivered(bytes32 indexed id, uint64 indexed srcChainId, uint64 nonce);
     event MessageFailed(bytes32 indexed id, uint64 indexed srcChainId, bytes reason);
     event MessageSkipped(bytes32 indexed id);
+    event MessageConsumed(bytes32 indexed id, uint64 indexed srcChainId, address indexed by);
     event ValidatorSetChanged(uint64 indexed epoch, address[] validators, uint256 threshold);
 
     // --- errors named by docs/contracts.md ---
@@ -59,10 +75,15 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
     error ZeroValidator();
     error DuplicateValidator(address validator);
     error InvalidThreshold(uint256 threshold, uint256 validators);
+    error GasLimitOutOfRange(uint64 gasLimit);
+    error NotRecipient(address caller);
     /// @dev Used only as `MessageFailed.reason`: the message named the gateway as its recipient.
     error RecipientIsGateway();
     /// @dev Used only as `MessageFailed.reason`: the recipient has no code.
     error RecipientNotContract(address recipient);
+    /// @dev Used only as `MessageFailed.reason`: the recipient failed without revert data after
+    /// using all of its gas (ran out of gas, or hit an invalid instruction).
+    error RecipientOutOfGas(uint64 gasLimit);
 
     constructor(address initialOwner, address[] memory validators, uint256 threshold_)
         Ownable(initialOwner)
@@ -73,12 +94,31 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
 
     // ------------------------------------------------------------------ sending
 
-    /// @notice Sends `payload` to `recipient` on chain `dstChainId`; returns the message id.
+    /// @notice Sends `payload` to `recipient` on chain `dstChainId` with `DEFAULT_GAS_LIMIT`;
+    /// returns the message id.
     /// @dev Not `nonReentrant`: it makes no external call, and a recipient may answer from
     /// inside `handleMessage` (request/reply applications).
     function send(uint64 dstChainId, address recipient, bytes calldata payload)
         external
         whenNotPaused
+        returns (bytes32 id)
+    {
+        return _send(dstChainId, recipient, payload, DEFAULT_GAS_LIMIT);
+    }
+
+    /// @notice As `send`, with the gas the destination gateway forwards to `handleMessage`
+    /// (between `MIN_GAS_LIMIT` and `MAX_GAS_LIMIT`).
+    function send(uint64 dstChainId, address recipient, bytes calldata payload, uint64 gasLimit)
+        external
+        whenNotPaused
+        returns (bytes32 id)
+    {
+        if (gasLimit < MIN_GAS_LIMIT || gasLimit > MAX_GAS_LIMIT) revert GasLimitOutOfRange(gasLimit);
+        return _send(dstChainId, recipient, payload, gasLimit);
+    }
+
+    function _send(uint64 dstChainId, address recipient, bytes calldata payload, uint64 gasLimit)
+        private
         returns (bytes32 id)
     {
         if (dstChainId == block.chainid) revert InvalidDestination();
@@ -87,14 +127,16 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
         Message memory m = Message({
             version: MESSAGE_VERSION,
             srcChainId: uint64(block.chainid),
+            srcGateway: address(this),
             dstChainId: dstChainId,
             nonce: nonce,
             sender: msg.sender,
             recipient: recipient,
+            gasLimit: gasLimit,
             payload: payload
         });
         id = keccak256(abi.encode(m));
-        emit MessageSent(id, dstChainId, msg.sender, nonce, recipient, payload);
+        emit MessageSent(id, dstChainId, msg.sender, nonce, recipient, gasLimit, payload);
     }
 
     // ------------------------------------------------------------------ ids and digests
@@ -111,8 +153,10 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
 
     // ------------------------------------------------------------------ delivery
 
-    /// @notice Delivers one attested message. Reverts if it was already delivered; a recipient
-    /// failure does not revert but emits `MessageFailed` and leaves the message undelivered.
+    /// @notice Delivers one attested message. Reverts if it was already delivered, or with
+    /// `InsufficientGas` if the transaction cannot forward `m.gasLimit` to the recipient; a
+    /// recipient failure does not revert but emits `MessageFailed` and leaves the message
+    /// undelivered.
     function deliver(Message calldata m, bytes[] calldata signatures) external nonReentrant whenNotPaused {
         bytes32 id = _checkMessage(m);
         if (_delivered[id]) revert AlreadyDelivered(id);
@@ -120,7 +164,8 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
         _execute(id, m);
     }
 
-    /// @notice Delivers several attested messages; already delivered ones emit `MessageSkipped`.
+    /// @notice Delivers several attested messages; already delivered ones emit `MessageSkipped`,
+    /// a failing recipient `MessageFailed`, and the batch goes on.
     function deliverBatch(Message[] calldata ms, bytes[][] calldata signatures) external nonReentrant whenNotPaused {
         uint256 n = ms.length;
         if (n != signatures.length) revert LengthMismatch();
@@ -134,6 +179,23 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
             _verifySignatures(id, signatures[i]);
             _execute(id, m);
         }
+    }
+
+    /// @notice Marks an attested message delivered without calling its recipient: the recipient
+    /// itself gives it up (e.g. a bridge returning a failed transfer to its sender). The same
+    /// checks as `deliver`; only `m.recipient` may call it.
+    function consume(Message calldata m, bytes[] calldata signatures)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (bytes32 id)
+    {
+        if (msg.sender != m.recipient) revert NotRecipient(msg.sender);
+        id = _checkMessage(m);
+        if (_delivered[id]) revert AlreadyDelivered(id);
+        _verifySignatures(id, signatures);
+        _delivered[id] = true;
+        emit MessageConsumed(id, m.srcChainId, msg.sender);
     }
 
     function delivered(bytes32 id) external view returns (bool) {
@@ -219,12 +281,12 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
         }
     }
 
-    /// @dev Calls `handleMessage` (a low-level call: the same outcomes as try/catch with
-    /// `catch (bytes memory reason)`, but with bounded copying of the revert data). Every revert or
-    /// panic of the recipient is returned as a failure, except a failure for lack of gas, which
-    /// reverts with `InsufficientGas` (see below). The gateway itself and code-less accounts are
-    /// never called. At most `MAX_REASON_LENGTH` bytes of revert data are copied, so a recipient
-    /// cannot make the failure path run out of gas by returning huge revert data.
+    /// @dev Calls `handleMessage` with exactly `m.gasLimit` gas (a low-level call: the same
+    /// outcomes as try/catch with `catch (bytes memory reason)`, but with bounded copying of the
+    /// revert data). Any failure of the recipient (revert, panic, running out of its gas) is
+    /// returned as a failure: it had all the gas its sender asked for. The gateway itself and
+    /// code-less accounts are never called. At most `MAX_REASON_LENGTH` bytes of revert data are
+    /// copied, so a recipient cannot make the failure path expensive with huge revert data.
     function _callRecipient(bytes32 id, Message calldata m) private returns (bool ok, bytes memory reason) {
         address recipient = m.recipient;
         if (recipient == address(this)) {
@@ -235,21 +297,22 @@ contract Gateway is Ownable, Pausable, ReentrancyGuard, EIP712 {
         }
         bytes memory data =
             abi.encodeCall(IMessageRecipient.handleMessage, (id, m.srcChainId, m.sender, m.payload));
+        uint256 gasLimit = m.gasLimit;
+        // EIP-150: a call gets at most 63/64 of the gas left. Demand enough that the recipient
+        // gets exactly gasLimit; with less the relayer under-supplied gas, which must never make
+        // a message fail, so the whole transaction reverts (and eth_estimateGas finds enough).
         uint256 gasBefore = gasleft();
-        uint256 gasForCall = gasBefore > RECIPIENT_GAS_RESERVE ? gasBefore - RECIPIENT_GAS_RESERVE : 0;
+        if (gasBefore < gasLimit + gasLimit / 63 + DELIVERY_GAS_RESERVE) revert InsufficientGas();
         assembly ("memory-safe") {
-            ok := call(gasForCall, recipient, 0, add(data, 0x20), mload(data), 0, 0)
+            ok := call(gasLimit, recipient, 0, add(data, 0x20), mload(data), 0, 0)
         }
         if (!ok) {
-            // A recipient that failed after using (nearly) all the gas it was given (at most 1/64 of
-            // it left over, as when a nested call runs out) may only have lacked gas: the caller,
-            // not the recipient, decides that. Revert the whole transaction instead of recording a
-            // failure, so a relayer cannot make a message fail by under-supplying gas and
-            // eth_estimateGas finds a limit at which the recipient runs to completion.
-            if (gasleft() <= RECIPIENT_GAS_RESERVE + gasBefore / 32) revert InsufficientGas();
             uint256 size;
             assembly ("memory-safe") {
                 size := returndatasize()
+            }
+            if (size == 0 && gasBefore - gasleft() >= gasLimit) {
+                return (false, abi.encodeWithSelector(RecipientOutOfGas.selector, m.gasLimit));
             }
             if (size > MAX_REASON_LENGTH) size = MAX_REASON_LENGTH;
             reason = new bytes(size);

@@ -171,10 +171,12 @@ def _deliverable(chain: Chain) -> Select[Message]:
 def wire_message(message: Message) -> WireMessage:
     return WireMessage(
         src_chain_id=message.src_chain_id,
+        src_gateway=message.src_gateway,
         dst_chain_id=message.dst_chain_id,
         nonce=message.nonce,
         sender=message.sender,
         recipient=message.recipient,
+        gas_limit=message.gas_limit,
         payload=message.payload,
         version=message.version,
     )
