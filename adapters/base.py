@@ -238,6 +238,15 @@ class RateLimitState:
     available: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReturnedTransfer:
+    """A bridge gave a transfer back to its sender: `return_id` carries the tokens home."""
+
+    original_id: bytes
+    return_id: bytes
+    tx_hash: str
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointReport:
     """One RPC endpoint's answer to "which chain are you?"."""
@@ -333,6 +342,10 @@ class BridgeOperator(Protocol):
     def rate_limit(
         self, bridge: str, remote_chain_id: int, token: str, outbound: bool
     ) -> RateLimitState: ...
+
+    def returns(self, bridge: str, from_block: int, to_block: int) -> list[ReturnedTransfer]:
+        """Transfers the bridge returned to their senders in a block range."""
+        ...
 
     def bridge_paused(self, bridge: str) -> bool: ...
 

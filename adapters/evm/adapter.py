@@ -58,6 +58,7 @@ from adapters.base import (
     RateLimit,
     RateLimitState,
     Receipt,
+    ReturnedTransfer,
     SignedMessage,
     SignedTx,
     SimulationError,
@@ -112,6 +113,10 @@ _DELIVERY_EVENTS = {
     "MessageSkipped": DeliveryStatus.SKIPPED,
     "MessageConsumed": DeliveryStatus.CONSUMED,
 }
+
+
+class _BadAnswerError(ValueError):
+    """An endpoint answered something it was not asked: fail over, as for a transport error."""
 
 
 class _EndpointFailureError(Exception):
@@ -208,6 +213,21 @@ def _bridge(w3: Web3, address: str) -> Contract:
     return w3.eth.contract(address=to_checksum_address(address), abi=cast(ABI, abi("TokenBridge")))
 
 
+def _read_returns(w3: Web3, bridge: str, from_block: int, to_block: int) -> list[ReturnedTransfer]:
+    event = _bridge(w3, bridge).events.TransferReturned()
+    found = []
+    for log in _logs(w3, bridge, [event.topic], from_block, to_block):
+        args = event.process_log(log)["args"]
+        found.append(
+            ReturnedTransfer(
+                original_id=bytes(args["originalId"]),
+                return_id=bytes(args["returnId"]),
+                tx_hash=_hex(log["transactionHash"]),
+            )
+        )
+    return found
+
+
 def _logs(
     w3: Web3, address: str, topics: list[str], from_block: int, to_block: int
 ) -> list[LogReceipt]:
@@ -217,7 +237,18 @@ def _logs(
         "toBlock": to_block,
         "topics": [topics],
     }
-    return [log for log in w3.eth.get_logs(params) if not log.get("removed", False)]
+    wanted = {HexBytes(t) for t in topics}
+    logs = [log for log in w3.eth.get_logs(params) if not log.get("removed", False)]
+    strays = [
+        log
+        for log in logs
+        if to_checksum_address(log["address"]) != params["address"]
+        or not log["topics"]
+        or HexBytes(log["topics"][0]) not in wanted
+    ]
+    if strays:  # a node that answers what was not asked is not to be believed on the rest
+        raise _BadAnswerError(f"the node returned {len(strays)} log(s) outside the filter asked")
+    return logs
 
 
 def _observed(chain_id: int, event: EventData) -> ObservedMessage:
@@ -774,6 +805,14 @@ class EvmAdapter:
             refill_per_second=int(refill),
         )
         return RateLimitState(limit=limit, available=int(available))
+
+    def returns(self, bridge: str, from_block: int, to_block: int) -> list[ReturnedTransfer]:
+        """`TransferReturned` events of a bridge: which transfer each return gives back."""
+        br = to_checksum_address(bridge)
+        return self._call(
+            f"TransferReturned logs of {br} in blocks {from_block}..{to_block}",
+            lambda w3: _read_returns(w3, br, from_block, to_block),
+        )
 
     def bridge_paused(self, bridge: str) -> bool:
         br = to_checksum_address(bridge)

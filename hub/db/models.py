@@ -32,6 +32,9 @@ NAMING_CONVENTION = {
 }
 
 
+DEFAULT_ROUTE_MAX_GAS = 500_000
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -89,11 +92,44 @@ class Route(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     status_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The most gas a message on this route may ask its recipient to be given: the relayer
+    # pays it, so a message over the cap is rejected.
+    max_gas: Mapped[int] = mapped_column(
+        BigInteger, default=DEFAULT_ROUTE_MAX_GAS, server_default=str(DEFAULT_ROUTE_MAX_GAS)
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     src: Mapped[Chain] = relationship(foreign_keys=[src_chain_id], lazy="joined")
     dst: Mapped[Chain] = relationship(foreign_keys=[dst_chain_id], lazy="joined")
+    limits: Mapped[list[RouteLimit]] = relationship(
+        back_populates="route", lazy="selectin", order_by="RouteLimit.id"
+    )
+
+
+class RouteLimit(Base):
+    """A rate limit an admin set for one asset on one route: the token bucket both bridges
+    enforce (outbound on the source, inbound on the destination). The guardian stage makes
+    the chains agree with it; capacity "0" removes the limit."""
+
+    __tablename__ = "route_limits"
+    __table_args__ = (UniqueConstraint("route_id", "asset_id", name="uq_route_limits_asset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("routes.id"))
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"))
+    # Decimal text in base units (they exceed 64 bits).
+    capacity: Mapped[str] = mapped_column(String(80))
+    refill_per_second: Mapped[str] = mapped_column(String(80))
+    set_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The guardian's last transaction for it and what went wrong, if anything.
+    pending_tx: Mapped[str | None] = mapped_column(String(66), default=None)
+    pending_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    route: Mapped[Route] = relationship(back_populates="limits")
+    asset: Mapped[Asset] = relationship(lazy="joined")
 
 
 class Asset(Base):
@@ -198,7 +234,9 @@ class Message(Base):
     refusals: Mapped[list[AttestationRefusal]] = relationship(
         order_by="AttestationRefusal.validator", lazy="selectin"
     )
-    transfer: Mapped[Transfer | None] = relationship(back_populates="message", lazy="selectin")
+    transfer: Mapped[Transfer | None] = relationship(
+        back_populates="message", lazy="selectin", foreign_keys="Transfer.message_id"
+    )
 
 
 class MessageEvent(Base):
@@ -257,6 +295,16 @@ class Transfer(Base):
 
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     asset_id: Mapped[int | None] = mapped_column(ForeignKey("assets.id"), index=True)
+    # Set on a return: the transfer it gives back (its tokens were never released or minted).
+    returns_message_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messages.id"), default=None, index=True
+    )
+    # An operator asked for this transfer to go back to its sender; the guardian stage does it.
+    return_requested_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    return_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    return_tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    return_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    return_error: Mapped[str | None] = mapped_column(Text, default=None)
     home_chain_id: Mapped[int] = mapped_column(BigInteger)
     home_token: Mapped[str] = mapped_column(String(64))
     sender: Mapped[str] = mapped_column(String(64))
@@ -264,7 +312,7 @@ class Transfer(Base):
     # Decimal text: token amounts exceed 64 bits, and SQLite has no exact wide numeric.
     amount: Mapped[str] = mapped_column(String(80))
 
-    message: Mapped[Message] = relationship(back_populates="transfer")
+    message: Mapped[Message] = relationship(back_populates="transfer", foreign_keys=[message_id])
     asset: Mapped[Asset | None] = relationship(lazy="joined")
 
 

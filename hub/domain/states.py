@@ -35,28 +35,30 @@ class MessageState(StrEnum):
     FAILED = "failed"
     ORPHANED = "orphaned"
     REJECTED = "rejected"
+    # Given up by its recipient without being handled: a token bridge returned the transfer
+    # to its sender on the source chain (a new message carries the tokens back).
+    RETURNED = "returned"
 
 
 _MS = MessageState
+# A delivery (or a return) seen on-chain wins from any live state: someone else may have
+# relayed it, or returned it.
+_SETTLED = {_MS.DELIVERED, _MS.RETURNED}
 MESSAGE_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     _MS.OBSERVED: frozenset({_MS.FINALIZED, _MS.ORPHANED, _MS.REJECTED}),
-    _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, _MS.DELIVERED}),
+    _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, *_SETTLED}),
     # Back to finalized when the destination's validator set changes under it.
     # Failed from attested: its delivery would revert (seen in simulation), so it is set
     # aside with a backoff instead of blocking the messages behind it.
-    _MS.ATTESTED: frozenset(
-        {_MS.SUBMITTED, _MS.REJECTED, _MS.DELIVERED, _MS.FINALIZED, _MS.FAILED}
-    ),
-    # A delivery seen on-chain wins from any live state: someone else may have relayed it.
-    _MS.SUBMITTED: frozenset({_MS.DELIVERED, _MS.FAILED, _MS.ATTESTED}),
+    _MS.ATTESTED: frozenset({_MS.SUBMITTED, _MS.REJECTED, _MS.FINALIZED, _MS.FAILED, *_SETTLED}),
+    _MS.SUBMITTED: frozenset({_MS.FAILED, _MS.ATTESTED, *_SETTLED}),
     # A failed message waiting out its backoff is sent again from failed.
     # Rejected from failed: its route went away (a chain retired) while it waited.
-    _MS.FAILED: frozenset(
-        {_MS.ATTESTED, _MS.DELIVERED, _MS.SUBMITTED, _MS.FINALIZED, _MS.REJECTED}
-    ),
-    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED, _MS.DELIVERED}),
+    _MS.FAILED: frozenset({_MS.ATTESTED, _MS.SUBMITTED, _MS.FINALIZED, _MS.REJECTED, *_SETTLED}),
+    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED, *_SETTLED}),
     _MS.DELIVERED: frozenset(),
     _MS.ORPHANED: frozenset(),
+    _MS.RETURNED: frozenset(),
 }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db.models import (
+    DEFAULT_ROUTE_MAX_GAS,
     Asset,
     Attestation,
     Chain,
@@ -239,7 +240,7 @@ def test_promotion_follows_stored_signatures(
 
 def test_routes_decide_rejection(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
     alpha, beta, route = pair
-    assert routed_destinations(session, alpha) == {beta.chain_id}
+    assert routed_destinations(session, alpha) == {beta.chain_id: DEFAULT_ROUTE_MAX_GAS}
     route.status = "paused"  # paused still counts: its messages wait, they are not rejected
-    assert routed_destinations(session, alpha) == {beta.chain_id}
-    assert routed_destinations(session, beta) == set()
+    assert routed_destinations(session, alpha) == {beta.chain_id: DEFAULT_ROUTE_MAX_GAS}
+    assert routed_destinations(session, beta) == {}

@@ -137,11 +137,13 @@ def settle(
     by_id = {"0x" + o.message_id.hex(): o for o in found if o.tx_hash == tx.tx_hash}
     for message in messages:
         outcome = by_id.get(message.id)
-        if outcome is None or outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SKIPPED):
-            if outcome is not None:
-                mark_delivered(session, outcome)
+        if outcome is None or outcome.status is DeliveryStatus.SKIPPED:
+            # Skipped: delivered or returned by another transaction, which the scan reads
+            # (and settles the message by) in its own block.
             continue
-        if message.state == _S.SUBMITTED:
+        if outcome.status is DeliveryStatus.DELIVERED:
+            mark_delivered(session, outcome)
+        elif message.state == _S.SUBMITTED:
             _fail(ctx, session, message, f"recipient reverted: {outcome.reason}")
 
 

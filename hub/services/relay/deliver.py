@@ -129,8 +129,9 @@ def pick_batch(session: Session, chain: Chain, size: int) -> list[Message]:
     """New messages first, with a quarter of the batch kept for retries that are due, so
     retries never starve new messages and are never starved themselves."""
     now = utcnow()
-    base = _deliverable(chain).limit(size)
-    fresh = list(session.scalars(base.where(Message.state == _S.ATTESTED.value)))
+    due = or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now)
+    base = _deliverable(chain).where(Message.state == _S.ATTESTED.value, due).limit(size)
+    fresh = list(session.scalars(base))
     retry_room = max(1, size // 4) if len(fresh) >= size else size - len(fresh)
     retries = list(
         session.scalars(
@@ -161,6 +162,7 @@ def _deliverable(chain: Chain) -> Select[Message]:
         .where(
             Message.dst_chain_id == chain.chain_id,
             Route.status == RouteStatus.ACTIVE,
+            Message.gas_limit <= Route.max_gas,
             src.c.status == ChainStatus.ACTIVE,
             ~paused_asset.exists(),
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from hub.db.models import Attestation, Message, ValidatorSet
+from hub.db.models import Attestation, Chain, Message, Route, ValidatorSet
 from hub.domain.errors import ConflictError
-from hub.domain.states import MessageState
+from hub.domain.states import ChainStatus, MessageState
 from hub.services import audit
 from hub.services.messages import transition
 from hub.services.relay.attestations import chain_by_id
@@ -22,11 +22,36 @@ def retry_message(session: Session, message: Message, actor: str) -> Message:
         raise ConflictError(
             f"message {message.id} is {message.state}; only failed or rejected ones are retried"
         )
+    _check_route(session, message)
     message.attempts, message.next_attempt_at, message.last_error = 0, None, None
     target = MessageState.ATTESTED if _signed_enough(session, message) else MessageState.FINALIZED
     transition(session, message, target, f"retried by {actor}")
     audit.record(session, actor, "message.retry", f"message:{message.id}")
     return message
+
+
+def _check_route(session: Session, message: Message) -> None:
+    """A retry must be able to go somewhere: a route exists, and its gas cap admits it."""
+    src, dst = aliased(Chain), aliased(Chain)
+    cap = session.scalar(
+        select(Route.max_gas)
+        .join(src, Route.src_chain_id == src.id)
+        .join(dst, Route.dst_chain_id == dst.id)
+        .where(
+            src.chain_id == message.src_chain_id,
+            dst.chain_id == message.dst_chain_id,
+            dst.status != ChainStatus.RETIRED,
+        )
+    )
+    if cap is None:
+        raise ConflictError(f"message {message.id} has no route to retry on; create it first")
+    if message.gas_limit > cap:
+        raise ConflictError(
+            f"message {message.id} asks for {message.gas_limit} gas, over its route's cap of "
+            f"{cap}: raise the route's max_gas first",
+            gas_limit=message.gas_limit,
+            max_gas=cap,
+        )
 
 
 def _signed_enough(session: Session, message: Message) -> bool:

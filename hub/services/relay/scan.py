@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from adapters.base import (
     BlockRef,
+    BridgeOperator,
     ChainAdapter,
     DeliveryOutcome,
     DeliveryStatus,
@@ -68,6 +69,7 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
             return report
         report.observed = record_observed(session, chain, found)
         report.delivered = apply_inbox(session, chain, delivered)
+        link_returns(session, chain, adapter, delivered)
         cursor.block_number, cursor.block_hash = end, end_hash
         report.from_block, report.to_block = start, end
     promote(session, chain, adapter, final, report)
@@ -200,13 +202,33 @@ def _record_transfer(
 
 
 def apply_inbox(session: Session, chain: Chain, found: list[DeliveryOutcome]) -> int:
-    """Deliveries the gateway reports, ours or anyone's: they settle the message."""
+    """Deliveries (and returns) the gateway reports, ours or anyone's: they settle the
+    message."""
     settled = 0
     # One order for every writer of message rows (by id), so writers never deadlock.
     for outcome in sorted(found, key=lambda o: o.message_id):
         if outcome.status is DeliveryStatus.DELIVERED:
             settled += outcomes.mark_delivered(session, outcome)
+        elif outcome.status is DeliveryStatus.CONSUMED:
+            settled += outcomes.mark_returned(session, outcome)
     return settled
+
+
+def link_returns(
+    session: Session, chain: Chain, adapter: ChainAdapter, inbox: list[DeliveryOutcome]
+) -> None:
+    """A bridge returns a transfer in one transaction: the gateway marks the original
+    consumed, and the bridge sends the tokens back in a new message and says which
+    (`TransferReturned`). That message's transfer names the one it returns: the supply watch
+    counts the original in flight until its return lands. Read only where something was
+    consumed, so a scan without returns costs nothing more."""
+    blocks = [o.block_number for o in inbox if o.status is DeliveryStatus.CONSUMED]
+    if not blocks or not isinstance(adapter, BridgeOperator):
+        return
+    for item in adapter.returns(chain.bridge_address, min(blocks), max(blocks)):
+        transfer = session.get(Transfer, "0x" + item.return_id.hex())
+        if transfer is not None:
+            transfer.returns_message_id = "0x" + item.original_id.hex()
 
 
 def promote(
@@ -236,12 +258,24 @@ def promote(
             continue
         transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
         report.finalized += 1
-        if message.dst_chain_id not in routed:
-            reason = retired.get(message.dst_chain_id) or (
-                f"no route from {chain.name} to chain id {message.dst_chain_id}"
-            )
+        reason = _unroutable(chain, message, routed, retired)
+        if reason is not None:
             message.last_error = reason
             transition(session, message, MessageState.REJECTED, reason)
+
+
+def _unroutable(
+    chain: Chain, message: Message, routed: dict[int, int], retired: dict[int, str]
+) -> str | None:
+    """Why a final message cannot be relayed (an operator may retry it once that changed)."""
+    if message.dst_chain_id not in routed:
+        return retired.get(message.dst_chain_id) or (
+            f"no route from {chain.name} to chain id {message.dst_chain_id}"
+        )
+    cap = routed[message.dst_chain_id]
+    if message.gas_limit > cap:
+        return f"asks for {message.gas_limit} gas; the route allows at most {cap} per message"
+    return None
 
 
 def retired_chains(session: Session) -> dict[int, str]:
@@ -250,13 +284,14 @@ def retired_chains(session: Session) -> dict[int, str]:
     return {c.chain_id: f"chain {c.name} is retired" for c in session.scalars(query)}
 
 
-def routed_destinations(session: Session, chain: Chain) -> set[int]:
-    """Chain ids this chain has a route to (paused or not: a paused route makes messages
-    wait, a missing one, or one to a retired chain, rejects them)."""
+def routed_destinations(session: Session, chain: Chain) -> dict[int, int]:
+    """Chain id -> the route's gas cap per message, for every chain this chain has a route to
+    (paused or not: a paused route makes messages wait, a missing one, or one to a retired
+    chain, rejects them)."""
     dst = aliased(Chain)
     query = (
-        select(dst.chain_id)
+        select(dst.chain_id, Route.max_gas)
         .join(Route, Route.dst_chain_id == dst.id)
         .where(Route.src_chain_id == chain.id, dst.status != ChainStatus.RETIRED)
     )
-    return set(session.scalars(query))
+    return {int(chain_id): int(cap) for chain_id, cap in session.execute(query)}

@@ -81,7 +81,8 @@ def check_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
 
 def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
     """Amounts whose source side (lock or burn) is in the read blocks and whose destination
-    side (mint or release) is not."""
+    side (mint or release) is not. A returned transfer's destination side is its return's
+    arrival back at the source; the return itself locks or burns nothing, so it counts 0."""
     # A transfer delivered at or below its destination's settled block contributes nothing
     # (its source side settled before it): leave those out, so the work stays bounded.
     settled = [
@@ -94,20 +95,40 @@ def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
         .join(Message, Transfer.message_id == Message.id)
         .where(
             Transfer.asset_id == asset.id,
+            Transfer.returns_message_id.is_(None),
             Message.state != MessageState.ORPHANED.value,
             ~done,
         )
     ).all()
+    returned = _returns_of(session, [m.id for _, m in rows if m.state == MessageState.RETURNED])
     total = 0
     for amount, message in rows:
         src_done = message.src_block_number <= blocks.get(message.src_chain_id, -1)
-        dst_done = (
-            message.state == MessageState.DELIVERED.value
-            and message.dst_block_number is not None
-            and message.dst_block_number <= blocks.get(message.dst_chain_id, -1)
-        )
-        total += int(amount) * (int(src_done) - int(dst_done))
+        arrival = returned.get(message.id) if message.state == MessageState.RETURNED else message
+        total += int(amount) * (int(src_done) - int(_arrived(arrival, blocks)))
     return total
+
+
+def _arrived(message: Message | None, blocks: dict[int, int]) -> bool:
+    """Delivered at or below its destination's settled block."""
+    return (
+        message is not None
+        and message.state == MessageState.DELIVERED.value
+        and message.dst_block_number is not None
+        and message.dst_block_number <= blocks.get(message.dst_chain_id, -1)
+    )
+
+
+def _returns_of(session: Session, ids: list[str]) -> dict[str, Message]:
+    """Returned transfer id -> the message carrying its tokens back."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Transfer.returns_message_id, Message)
+        .join(Message, Transfer.message_id == Message.id)
+        .where(Transfer.returns_message_id.in_(ids))
+    ).all()
+    return {str(original): message for original, message in rows}
 
 
 def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:

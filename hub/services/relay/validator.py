@@ -105,6 +105,7 @@ def unsigned(me: str, watched: list[int], limit: int) -> Select[Message]:
             src.status == ChainStatus.ACTIVE,
             dst.status == ChainStatus.ACTIVE,
             Route.status == RouteStatus.ACTIVE,
+            Message.gas_limit <= Route.max_gas,
             ~paused_asset.exists(),
             ~mine.exists(),
             ~refused.exists(),
