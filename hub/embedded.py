@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from hub.api.app import create_app
@@ -102,19 +103,26 @@ def _register(factory: Any, settings: Settings, devnet: dict[str, Any]) -> None:
 
 
 def _start_relay(settings: Settings, devnet: dict[str, Any] | None) -> RelayLoop:
-    """Keys from the environment, else the devnet's dev accounts; the validators' own view of
-    the chains from HUB_VALIDATOR_CONFIG, else the devnet's (the local chains are theirs)."""
+    """Keys from the environment, else the devnet's dev accounts (its deployer is the bridges'
+    guardian); the validators' own view of the chains from HUB_VALIDATOR_CONFIG, else the
+    devnet's (the local chains are theirs)."""
     accounts = devnet["accounts"] if devnet else []
-    relayer = settings.relayer_key.get_secret_value() if settings.relayer_key else None
-    relayer = relayer or next((a["private_key"] for a in accounts if a["role"] == "relayer"), None)
+    relayer = _key(settings.relayer_key, accounts, "relayer")
+    guardian = _key(settings.guardian_key, accounts, "deployer")
     if settings.validator_key is not None:
         keys = [settings.validator_key.get_secret_value()]
     else:
         keys = [a["private_key"] for a in accounts if a["role"] == "validator"]
     validators = [Validator(k, _validator_config(settings, devnet)) for k in keys]
-    loop = RelayLoop(RelayContext.start(settings), relayer, validators)
+    loop = RelayLoop(RelayContext.start(settings), relayer, validators, guardian)
     loop.start()
     return loop
+
+
+def _key(setting: SecretStr | None, accounts: list[dict[str, Any]], role: str) -> str | None:
+    if setting is not None:
+        return setting.get_secret_value()
+    return next((a["private_key"] for a in accounts if a["role"] == role), None)
 
 
 def _validator_config(settings: Settings, devnet: dict[str, Any] | None) -> ValidatorConfig:

@@ -16,11 +16,16 @@ log = logging.getLogger("hub.relay.loop")
 
 class RelayLoop(threading.Thread):
     def __init__(
-        self, ctx: RelayContext, relayer_key: str | None, validators: Sequence[Validator]
+        self,
+        ctx: RelayContext,
+        relayer_key: str | None,
+        validators: Sequence[Validator],
+        guardian_key: str | None = None,
     ) -> None:
         super().__init__(name="relay-loop", daemon=True)
         self.ctx = ctx
         self._key = relayer_key
+        self._guardian = guardian_key
         self._validators = list(validators)
         self._stop_event = threading.Event()
 
@@ -45,5 +50,8 @@ class RelayLoop(threading.Thread):
             for chain in chains:
                 steps.guarded("confirm", steps.confirm, ctx, chain, self._key)
                 steps.guarded("deliver", steps.deliver, ctx, chain, self._key)
+        if self._guardian is not None:
+            for chain in chains:
+                steps.guarded("guardian", steps.guard, ctx, chain, self._guardian)
         for symbol in steps.asset_symbols(ctx):
             steps.guarded("supply", steps.supply, ctx, symbol)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     # Relaying. Keys come from the environment only; they are never stored or logged.
     relayer_key: SecretStr | None = Field(default=None, description="Key that sends deliveries")
+    guardian_key: SecretStr | None = Field(
+        default=None,
+        description="The token bridges' guardian: returns transfers, applies rate limits",
+    )
     validator_key: SecretStr | None = Field(default=None, description="This validator's key")
     validator_config: Path | None = Field(
         default=None,

@@ -28,6 +28,7 @@ def make_app(settings: Settings) -> Celery:
         task_routes={
             "relay.deliver": {"queue": QUEUE_DELIVER},
             "relay.confirm": {"queue": QUEUE_DELIVER},
+            "relay.guardian": {"queue": QUEUE_DELIVER},
         },
         beat_schedule={
             "relay-tick": {

@@ -43,6 +43,11 @@ def relayer_key() -> str | None:
     return key.get_secret_value() if key else None
 
 
+def guardian_key() -> str | None:
+    key = context().settings.guardian_key
+    return key.get_secret_value() if key else None
+
+
 def validator() -> Validator | None:
     """This process's validator: its key from the environment, its chains from its own file."""
     global _validator  # noqa: PLW0603 - read once per process

@@ -27,6 +27,7 @@ def tick() -> None:
         _once(scan, chain)
         _once(deliver, chain)
         _once(confirm, chain)
+        _once(guard, chain)
     for symbol in steps.asset_symbols(ctx):
         _once(supply, symbol)
     for queue in ctx.settings.validator_queues:
@@ -70,6 +71,15 @@ def confirm(chain: str) -> None:
     if key is None:
         return
     steps.guarded("confirm", steps.confirm, runtime.context(), chain, key)
+
+
+@shared_task(name="relay.guardian", **SHORT)
+def guard(chain: str) -> None:
+    _started("relay.guardian", chain)
+    key = runtime.guardian_key()
+    if key is None:
+        return  # returns and rate limits wait for a worker that holds HUB_GUARDIAN_KEY
+    steps.guarded("guardian", steps.guard, runtime.context(), chain, key)
 
 
 @shared_task(name="relay.supply", **SHORT)

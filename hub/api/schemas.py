@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from adapters.base import FinalityPolicy
-from hub.db.models import Asset, Chain, Message, Route, Transfer
+from hub.db.models import Asset, Chain, Message, Route, RouteLimit, Transfer
 from hub.services.netpolicy import redact_url
 
 ChainName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["alpha"])]
@@ -119,9 +119,75 @@ class RouteCreate(Input):
     dst: ChainName
 
 
+Amount = Annotated[str, Field(pattern=r"^[0-9]{1,40}$", description="base units, decimal")]
+
+
+class LimitIn(Input):
+    """A token bucket for one asset on a route: at most `capacity` at once, refilled by
+    `refill_per_second`; capacity "0" removes the limit."""
+
+    asset: str = Field(min_length=1, max_length=32)
+    capacity: Amount
+    refill_per_second: Amount
+
+
 class RoutePatch(Input):
-    paused: bool
+    paused: bool | None = Field(default=None, description="operators may pause and resume")
     reason: str | None = Field(default=None, max_length=500)
+    max_gas: StrictInt | None = Field(
+        default=None, ge=10_000, le=10_000_000, description="admin: gas cap per message"
+    )
+    limit: LimitIn | None = Field(default=None, description="admin: a rate limit for an asset")
+
+    @model_validator(mode="after")
+    def _something(self) -> RoutePatch:
+        if self.paused is None and self.max_gas is None and self.limit is None:
+            raise ValueError("nothing to change: give paused, max_gas or limit")
+        return self
+
+
+class BucketOut(BaseModel):
+    """One bridge's bucket as the chain holds it now."""
+
+    chain: str
+    outbound: bool
+    capacity: str
+    refill_per_second: str
+    available: str | None = Field(description="null when there is no limit")
+
+
+class LimitOut(BaseModel):
+    asset: str
+    capacity: str
+    refill_per_second: str
+    set_by: str
+    updated_at: datetime
+    last_tx: str | None = Field(description="the guardian's last transaction applying it")
+    last_error: str | None
+    on_chain: list[BucketOut] | None = Field(
+        default=None, description="both bridges' buckets, read live (one route only)"
+    )
+    in_sync: bool | None = Field(default=None, description="both bridges hold this limit")
+
+    @classmethod
+    def of(cls, row: RouteLimit, on_chain: list[BucketOut] | None = None) -> LimitOut:
+        in_sync = None
+        if on_chain is not None:
+            in_sync = len(on_chain) == 2 and all(
+                (b.capacity, b.refill_per_second) == (row.capacity, row.refill_per_second)
+                for b in on_chain
+            )
+        return cls(
+            asset=row.asset.symbol,
+            capacity=row.capacity,
+            refill_per_second=row.refill_per_second,
+            set_by=row.set_by,
+            updated_at=row.updated_at,
+            last_tx=row.last_tx,
+            last_error=row.last_error,
+            on_chain=on_chain,
+            in_sync=in_sync,
+        )
 
 
 class RouteOut(BaseModel):
@@ -131,10 +197,12 @@ class RouteOut(BaseModel):
     status: str
     status_reason: str | None
     status_by: str | None
+    max_gas: int = Field(description="the most gas a message on this route may ask for")
+    limits: list[LimitOut] = Field(default_factory=list)
     created_at: datetime
 
     @classmethod
-    def of(cls, route: Route) -> RouteOut:
+    def of(cls, route: Route, limits: list[LimitOut] | None = None) -> RouteOut:
         return cls(
             id=route.id,
             src=route.src.name,
@@ -142,6 +210,8 @@ class RouteOut(BaseModel):
             status=route.status,
             status_reason=route.status_reason,
             status_by=route.status_by,
+            max_gas=route.max_gas,
+            limits=limits if limits is not None else [LimitOut.of(r) for r in route.limits],
             created_at=route.created_at,
         )
 
@@ -251,9 +321,21 @@ class TransferOut(BaseModel):
     src_tx_hash: str
     dst_tx_hash: str | None
     timeline: list[StepOut]
+    returns: str | None = Field(
+        default=None, description="this transfer gives back the transfer with this message id"
+    )
+    returned_in: str | None = Field(
+        default=None, description="the message carrying this transfer's tokens back (returned)"
+    )
+    return_requested_by: str | None = None
+    return_requested_at: datetime | None = None
+    return_tx_hash: str | None = Field(default=None, description="the guardian's transaction")
+    return_error: str | None = None
 
     @classmethod
-    def of(cls, transfer: Transfer, names: dict[int, str]) -> TransferOut:
+    def of(
+        cls, transfer: Transfer, names: dict[int, str], returned_in: str | None = None
+    ) -> TransferOut:
         m = transfer.message
         return cls(
             message_id=m.id,
@@ -271,6 +353,12 @@ class TransferOut(BaseModel):
             src_tx_hash=m.src_tx_hash,
             dst_tx_hash=m.dst_tx_hash if m.state == "delivered" else None,
             timeline=timeline(m),
+            returns=transfer.returns_message_id,
+            returned_in=returned_in,
+            return_requested_by=transfer.return_requested_by,
+            return_requested_at=transfer.return_requested_at,
+            return_tx_hash=transfer.return_tx_hash,
+            return_error=transfer.return_error,
         )
 
 

@@ -124,8 +124,8 @@ class RouteLimit(Base):
     set_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # The guardian's last transaction for it and what went wrong, if anything.
-    pending_tx: Mapped[str | None] = mapped_column(String(66), default=None)
-    pending_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_tx: Mapped[str | None] = mapped_column(String(66), default=None)
+    last_tx_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
 
     route: Mapped[Route] = relationship(back_populates="limits")

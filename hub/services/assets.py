@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.base import AdapterError
+from adapters.base import AdapterError, BridgeOperator
 from hub.db.models import Asset, AssetDeployment, Chain
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import AssetStatus, ChainStatus
@@ -52,6 +52,32 @@ def _checked_token(chain: Chain, address: str, field: str, timeout: float) -> st
     return token
 
 
+def _decimals(chain: Chain, token: str, field: str, timeout: float) -> int:
+    adapter = chain_adapter(chain, timeout)
+    if not isinstance(adapter, BridgeOperator):
+        raise CheckFailedError(f"{field}: the {chain.family} adapter cannot read token decimals")
+    try:
+        return adapter.token_decimals(token)
+    except AdapterError as exc:
+        error = scrub(str(exc), chain.rpc_urls)
+        raise CheckFailedError(f"{field}: could not read decimals() of {token}: {error}") from None
+
+
+def _check_decimals(
+    home: Chain, home_token: str, wrapped: dict[str, tuple[Chain, str]], timeout: float
+) -> None:
+    """A wrapped token must count in the home token's units, or every amount is off by
+    powers of ten."""
+    expected = _decimals(home, home_token, "home_token", timeout)
+    for name, (chain, token) in wrapped.items():
+        found = _decimals(chain, token, f"deployments.{name}", timeout)
+        if found != expected:
+            raise CheckFailedError(
+                f"deployments.{name}: {token} has {found} decimals, the home token {expected}",
+                field=f"deployments.{name}",
+            )
+
+
 def register_asset(session: Session, spec: AssetSpec, actor: str, timeout: float) -> Asset:
     if not SYMBOL.match(spec.symbol):
         raise InvalidInputError(f"symbol {spec.symbol!r} must be 1-32 letters, digits, . _ -")
@@ -66,6 +92,7 @@ def register_asset(session: Session, spec: AssetSpec, actor: str, timeout: float
         for chain in [_chain(session, name, f"deployments.{name}")]
     }
     home_token = _checked_token(home, spec.home_token, "home_token", timeout)
+    _check_decimals(home, home_token, wrapped, timeout)
     asset = Asset(symbol=spec.symbol, home_chain=home, home_token=home_token)
     asset.status = AssetStatus.ACTIVE
     asset.deployments = [

@@ -137,6 +137,13 @@ def transfers_by_tx(session: Session, src_tx_hash: str) -> list[Transfer]:
     return list(session.scalars(query))
 
 
+def returned_in(session: Session, message_id: str) -> str | None:
+    """The message that carries a returned transfer's tokens back, if there is one."""
+    return session.scalar(
+        select(Transfer.message_id).where(Transfer.returns_message_id == message_id)
+    )
+
+
 def get_transfer(session: Session, message_id: str) -> Transfer:
     transfer = session.get(Transfer, normalize_id(message_id))
     if transfer is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import permutations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.db.models import Chain, Route
+from hub.db.models import Asset, Chain, Route, RouteLimit
 from hub.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import ChainStatus, RouteStatus
 from hub.services import audit
@@ -76,3 +77,59 @@ def set_route_paused(
     action = "route.pause" if paused else "route.resume"
     audit.record(session, actor, action, f"route:{route.id}", reason=reason)
     return route
+
+
+# The gateway refuses gas limits outside this range, so a cap outside it means nothing.
+MIN_MAX_GAS, MAX_MAX_GAS = 10_000, 10_000_000
+MAX_AMOUNT = 2**128 - 1  # what a bridge's bucket holds
+
+
+def set_max_gas(session: Session, route: Route, max_gas: int, actor: str) -> Route:
+    """The most gas one message on this route may ask for (its relayer pays it)."""
+    if not MIN_MAX_GAS <= max_gas <= MAX_MAX_GAS:
+        raise InvalidInputError(f"max_gas must be between {MIN_MAX_GAS} and {MAX_MAX_GAS}")
+    route.max_gas = max_gas
+    session.flush()
+    audit.record(session, actor, "route.max_gas", f"route:{route.id}", max_gas=max_gas)
+    return route
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    asset: str
+    capacity: int
+    refill_per_second: int
+
+
+def set_limit(session: Session, route: Route, spec: LimitSpec, actor: str) -> RouteLimit:
+    """Record the rate limit both bridges of the route must enforce for an asset (outbound on
+    the source, inbound on the destination); the guardian stage applies it on-chain."""
+    asset = session.scalar(select(Asset).where(Asset.symbol == spec.asset))
+    if asset is None:
+        raise InvalidInputError(f"limit.asset: no asset with symbol {spec.asset!r}")
+    ends = {route.src_chain_id, route.dst_chain_id}
+    if not ends <= {asset.home_chain_id, *(d.chain_id for d in asset.deployments)}:
+        raise InvalidInputError(f"{spec.asset} is not on both chains of route {route.id}")
+    for name, value in (("capacity", spec.capacity), ("refill_per_second", spec.refill_per_second)):
+        if not 0 <= value <= MAX_AMOUNT:
+            raise InvalidInputError(f"limit.{name} must be between 0 and 2**128 - 1")
+    row = session.scalar(
+        select(RouteLimit).where(RouteLimit.route_id == route.id, RouteLimit.asset_id == asset.id)
+    )
+    if row is None:
+        row = RouteLimit(route_id=route.id, asset_id=asset.id)
+        session.add(row)
+    row.capacity, row.refill_per_second = str(spec.capacity), str(spec.refill_per_second)
+    row.set_by, row.last_error = actor, None
+    session.flush()
+    session.refresh(route, ["limits"])
+    audit.record(
+        session,
+        actor,
+        "route.limit",
+        f"route:{route.id}",
+        asset=spec.asset,
+        capacity=str(spec.capacity),
+        refill_per_second=str(spec.refill_per_second),
+    )
+    return row

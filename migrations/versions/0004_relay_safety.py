@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("refill_per_second", sa.String(length=80), nullable=False),
         sa.Column("set_by", sa.String(length=64), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("pending_tx", sa.String(length=66), nullable=True),
-        sa.Column("pending_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_tx", sa.String(length=66), nullable=True),
+        sa.Column("last_tx_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_route_limits_asset_id_assets")

@@ -20,7 +20,7 @@ from hub.db.models import Chain
 from hub.domain.errors import InvalidInputError
 from hub.services import messages as svc
 from hub.services.relay.attestations import record_attestation
-from hub.services.relay.retry import retry_message
+from hub.services.relay.retry import request_return, retry_message
 
 router = APIRouter(tags=["messages"])
 MessageId = Annotated[str, Path(pattern=r"^(0x)?[0-9a-fA-F]{64}$", description="32 bytes, hex")]
@@ -111,4 +111,22 @@ def list_transfers(
 
 @router.get("/v1/transfers/{message_id}", response_model=TransferOut)
 def get_transfer(message_id: MessageId, session: SessionDep) -> TransferOut:
-    return TransferOut.of(svc.get_transfer(session, message_id), chain_names(session))
+    transfer = svc.get_transfer(session, message_id)
+    back = svc.returned_in(session, transfer.message_id)
+    return TransferOut.of(transfer, chain_names(session), back)
+
+
+@router.post(
+    "/v1/transfers/{message_id}/return",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TransferOut,
+)
+def return_transfer(
+    message_id: MessageId, session: SessionDep, principal: OperatorDep
+) -> TransferOut:
+    """Send a failed transfer back to its sender on the source chain (the guardian does it
+    on-chain; follow `return_tx_hash`, then the state `returned` and `returned_in`)."""
+    message = svc.get_message(session, message_id)
+    transfer = request_return(session, message, principal.actor)
+    commit(session)
+    return TransferOut.of(transfer, chain_names(session))

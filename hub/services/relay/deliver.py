@@ -155,6 +155,9 @@ def _deliverable(chain: Chain) -> Select[Message]:
         .join(Asset, Transfer.asset_id == Asset.id)
         .where(Transfer.message_id == Message.id, Asset.status != AssetStatus.ACTIVE)
     )
+    returning = select(Transfer.message_id).where(
+        Transfer.message_id == Message.id, Transfer.return_requested_at.is_not(None)
+    )
     return (
         select(Message)
         .join(src, src.c.chain_id == Message.src_chain_id)
@@ -165,6 +168,7 @@ def _deliverable(chain: Chain) -> Select[Message]:
             Message.gas_limit <= Route.max_gas,
             src.c.status == ChainStatus.ACTIVE,
             ~paused_asset.exists(),
+            ~returning.exists(),
         )
         .order_by(Message.created_at, Message.id)
     )

@@ -1,11 +1,12 @@
-"""An operator puts a failed or rejected message back in line."""
+"""An operator puts a failed or rejected message back in line, or sends a failed transfer
+back to its sender."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from hub.db.models import Attestation, Chain, Message, Route, ValidatorSet
+from hub.db.models import Attestation, Chain, Message, Route, Transfer, ValidatorSet, utcnow
 from hub.domain.errors import ConflictError
 from hub.domain.states import ChainStatus, MessageState
 from hub.services import audit
@@ -65,3 +66,21 @@ def _signed_enough(session: Session, message: Message) -> bool:
         )
     )
     return int(count or 0) >= vset.threshold > 0
+
+
+def request_return(session: Session, message: Message, actor: str) -> Transfer:
+    """Ask for a failed transfer to go back to its sender on the source chain: the guardian
+    stage consumes it at the destination bridge (with the signatures that attested it) and
+    the bridge sends the tokens back. Delivery attempts stop meanwhile."""
+    transfer = message.transfer
+    if transfer is None:
+        raise ConflictError(f"message {message.id} is not a token transfer")
+    if MessageState(message.state) != MessageState.FAILED:
+        raise ConflictError(
+            f"message {message.id} is {message.state}; only a failed transfer is returned"
+        )
+    if transfer.return_requested_at is None:
+        transfer.return_requested_by, transfer.return_requested_at = actor, utcnow()
+        transfer.return_error = None
+        audit.record(session, actor, "transfer.return", f"message:{message.id}")
+    return transfer

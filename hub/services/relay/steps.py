@@ -22,6 +22,7 @@ from hub.services.relay.attestations import refresh_validator_set
 from hub.services.relay.confirm import confirm_chain
 from hub.services.relay.context import RelayContext
 from hub.services.relay.deliver import deliver_ready, owner
+from hub.services.relay.guardian import guard_chain
 from hub.services.relay.scan import ScanReport, scan_chain
 from hub.services.relay.supply import SupplyCheck, watch_asset
 from hub.services.relay.validator import attest_pending
@@ -67,6 +68,7 @@ def scan(ctx: RelayContext, chain_name: str) -> ScanReport:
 deliver = deliver_ready
 confirm = confirm_chain
 attest = attest_pending
+guard = guard_chain
 
 
 def supply(ctx: RelayContext, symbol: str) -> SupplyCheck | None:

@@ -76,6 +76,7 @@ class Stack:
                 "WARNING",
             ],
             HUB_RELAYER_KEY=self.key("relayer"),
+            HUB_GUARDIAN_KEY=self.key("deployer"),  # the devnet's bridges' guardian
         )
 
     def validator_config(self) -> Path:
