@@ -233,6 +233,8 @@ def test_a_route_limit_is_applied_on_both_bridges(
         user = Sender(alpha, stack.key("user"))
         bridge = contract(alpha, "TokenBridge", alpha["bridge"])
         token = token_of(stack.doc, alpha)
+        erc20 = contract(alpha, "TestToken", token)
+        user.wait(user.send(erc20.functions.approve(alpha["bridge"], 50 * ITT)))
         over = bridge.functions.bridgeOut(token, chains["beta"]["chain_id"], user.address, 50 * ITT)
         with pytest.raises(ContractLogicError) as refused:
             over.call({"from": user.address})
@@ -251,28 +253,38 @@ def _synced(stack: Stack, rid: int) -> Any:
 def test_a_transfer_over_the_inbound_limit_waits_for_the_bucket(
     stack: Stack, chains: Chains
 ) -> None:
-    """beta's bridge lets at most 10 ITT in from alpha, refilled 1 ITT a second; 9 then 8 ITT
-    arrive: the second waits (no attempt charged) and is delivered when the bucket has room."""
+    """9 then 8 ITT leave alpha for beta while the route is paused; a limit of 10 ITT,
+    refilled 1 ITT a second, is set and applied; the route resumes. beta's bridge lets the
+    first in; the second waits for the bucket (no attempt charged) and is delivered."""
     alpha, beta = chains["alpha"], chains["beta"]
-    guardian = Sender(beta, stack.key("deployer"))
-    bridge = contract(beta, "TokenBridge", beta["bridge"])
-    wrapped = token_of(stack.doc, beta)
-    bucket = bridge.functions.setRateLimit(alpha["chain_id"], wrapped, False, 10 * ITT, ITT)
-    guardian.wait(guardian.send(bucket))
+    rid = route_id(stack, "alpha", "beta")
+    url = f"{stack.api}/v1/routes/{rid}"
+    user = Sender(alpha, stack.key("user"))
+    _patch(url, {"paused": True, "reason": "rate-limit test"})
     try:
-        user = Sender(alpha, stack.key("user"))
         first = bridge_out(user, stack.doc, beta, user.address, 9 * ITT)
         second = bridge_out(user, stack.doc, beta, user.address, 8 * ITT)
         user.wait(second)
         ids = [stack_transfer_id(stack, tx) for tx in (first, second)]
+        limit = {"asset": "ITT", "capacity": str(10 * ITT), "refill_per_second": str(ITT)}
+        _patch(url, {"limit": limit})
+        wait_for("the limit on both bridges", lambda: _synced(stack, rid), timeout=60)
+    finally:
+        _patch(url, {"paused": False})
+    try:
         for message_id in ids:
             wait_for("delivered", lambda m=message_id: state_of(stack, m) == "delivered", 90)
         shown = message(stack, ids[1])
         assert shown is not None and shown["attempts"] == 0
         assert any("RateLimited" in (s["detail"] or "") for s in shown["timeline"])
     finally:
-        off = bridge.functions.setRateLimit(alpha["chain_id"], wrapped, False, 0, 0)
-        guardian.wait(guardian.send(off))
+        _patch(url, {"limit": {"asset": "ITT", "capacity": "0", "refill_per_second": "0"}})
+        wait_for("the limit removed", lambda: _synced(stack, rid), timeout=60)
+
+
+def _patch(url: str, body: dict[str, Any]) -> None:
+    answer = httpx.patch(url, json=body, headers=ADMIN, timeout=30)
+    assert answer.status_code == 200, answer.text
 
 
 def stack_transfer_id(stack: Stack, tx_hash: str) -> str:
