@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from hub.api.errors import allowed_methods, error_response
+from hub.api.limits import BodyLimit, BodyTooLargeError, too_large
 from hub.api.routers import alerts, assets, chains, health, messages, routes
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.domain.errors import HubError
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, chains, routes, assets, messages, alerts):
         app.include_router(module.router)
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
@@ -59,6 +61,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             # FastAPI's answer to a body it cannot decode (not UTF-8): the same refusal as
             # any other body that is not JSON.
             return error_response(422, "invalid_input", "the request body is not valid JSON")
+        if isinstance(exc, BodyTooLargeError):
+            return too_large(exc.limit)
         code = "not_found" if exc.status_code == 404 else "http_error"
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # RFC 9110: a 405 says which methods the resource has

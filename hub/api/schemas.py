@@ -13,9 +13,10 @@ from hub.services.netpolicy import redact_url
 
 ChainName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["alpha"])]
 # What FinalityPolicy.parse accepts: a block depth (a number, or its digits) or a block tag.
-Finality = Annotated[StrictInt, Field(ge=0, le=10_000)] | Annotated[
-    str, Field(pattern=r"^(safe|finalized|[0-9]{1,5})$")
-]
+Finality = (
+    Annotated[StrictInt, Field(ge=0, le=10_000)]
+    | Annotated[str, Field(pattern=r"^(safe|finalized|[0-9]{1,5})$")]
+)
 MAX_CHAIN_ID = 2**63 - 1
 
 
@@ -155,7 +156,7 @@ class AssetCreate(Input):
     home_chain: ChainName
     home_token: str = Field(min_length=1, max_length=128)
     deployments: dict[ChainName, Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        default_factory=dict, description="chain name to wrapped token address"
+        default_factory=dict, max_length=64, description="chain name to wrapped token address"
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
 from adapters.base import FinalityPolicy
@@ -95,7 +97,10 @@ def update_chain(
 
 @router.delete("/{name}", response_model=ChainOut, responses=refusals(404, *WRITE))
 def retire_chain(
-    name: str, session: SessionDep, principal: AdminDep, reason: str | None = None
+    name: str,
+    session: SessionDep,
+    principal: AdminDep,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ChainOut:
     """Retire a chain: it stays in the registry for history, and its routes are paused."""
     chain = svc.retire_chain(session, svc.get_chain(session, name), principal.actor, reason)

@@ -46,13 +46,15 @@ def _chain_id(session: Session, value: str | None, field: str) -> int | None:
 @router.get("/v1/messages", response_model=MessagePage, responses=refusals(422))
 def list_messages(
     session: SessionDep,
-    state: str | None = None,
-    src: Annotated[str | None, Query(description="source chain name or id")] = None,
-    dst: Annotated[str | None, Query(description="destination chain name or id")] = None,
-    sender: str | None = None,
-    src_tx_hash: str | None = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    src: Annotated[str | None, Query(max_length=64, description="source chain name or id")] = None,
+    dst: Annotated[
+        str | None, Query(max_length=64, description="destination chain name or id")
+    ] = None,
+    sender: Annotated[str | None, Query(max_length=64)] = None,
+    src_tx_hash: Annotated[str | None, Query(max_length=66)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=256, description="from next_cursor")] = None,
 ) -> MessagePage:
     """Messages, newest first, filtered; follow `next_cursor` for the next page."""
     where = svc.MessageFilter(
