@@ -43,12 +43,17 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(request: Request) -> str:
     """Every method the path supports. Starlette's 405 names only the first route that
-    matched the path, but FastAPI makes one route per operation."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    matched the path, and FastAPI makes one route per operation: ask the routes about each
+    method in turn."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)

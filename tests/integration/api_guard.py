@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from hub.db.engine import make_engine, make_sessionmaker, transaction
-from hub.db.models import Chain
+from hub.db.models import ApiKey, Chain, utcnow
 from hub.domain.states import MessageState
 from hub.services.bootstrap import register_devnet
+from hub.services.keys import create_key, hash_key
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import REGISTRY_TABLES, start_api
-from tests.integration.helpers import islands
 from tests.integration.test_relay_services import add_message
 
 # Registering a chain makes the hub contact the URLs a caller gave: a fuzzer's URLs must
@@ -35,6 +36,7 @@ class Target:
     db_url: str
     log: Path
     keys: dict[str, str]
+    messages: dict[str, str]
     known: dict[str, Any]  # a path parameter's name -> a resource that exists
 
     def auth(self, role: str) -> dict[str, str]:
@@ -48,57 +50,51 @@ def truncate(db_url: str) -> None:
     engine.dispose()
 
 
-def register(db_url: str, devnet_doc: dict[str, Any]) -> None:
+def seed_messages(session: Session) -> dict[str, str]:
+    """A message parked as failed and one waiting for attestations, alpha -> beta."""
+    chain = {c.name: c for c in session.scalars(select(Chain))}
+    alpha, beta = chain["alpha"], chain["beta"]
+    failed = add_message(session, alpha, beta, MessageState.FAILED, attempts=5)
+    finalized = add_message(session, alpha, beta, MessageState.FINALIZED)
+    return {"failed": failed.id, "finalized": finalized.id}
+
+
+KEY_ROLES = {"admin": "admin", "operator": "operator", "revoked": "admin"}
+
+
+def make_keys(session: Session) -> dict[str, str]:
+    """Keys as `islands keys create --role ROLE` makes them (the same service call), and a
+    revoked admin key (the hub has no revoke command yet: an operator sets revoked_at)."""
+    keys = {name: create_key(session, role, actor="test") for name, role in KEY_ROLES.items()}
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.key_hash == hash_key(keys["revoked"]))
+        .values(revoked_at=utcnow())
+    )
+    return keys
+
+
+def prepare(db_url: str, devnet_doc: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """A fresh registry: the devnet's chains, routes and asset, two messages, the keys."""
+    truncate(db_url)
     engine = make_engine(db_url)
     with transaction(make_sessionmaker(engine)) as session:
         register_devnet(session, devnet_doc, "test", NetworkPolicy(), 5.0)
+        messages = seed_messages(session)
+        keys = make_keys(session)
     engine.dispose()
-
-
-def seed_messages(db_url: str) -> dict[str, str]:
-    """A message parked as failed and one waiting for attestations, alpha -> beta."""
-    engine = make_engine(db_url)
-    with transaction(make_sessionmaker(engine)) as session:
-        chain = {c.name: c for c in session.scalars(select(Chain))}
-        alpha, beta = chain["alpha"], chain["beta"]
-        failed = add_message(session, alpha, beta, MessageState.FAILED, attempts=5)
-        finalized = add_message(session, alpha, beta, MessageState.FINALIZED)
-        ids = {"failed": failed.id, "finalized": finalized.id}
-    engine.dispose()
-    return ids
-
-
-def create_key(db_url: str, role: str) -> str:
-    """`islands keys create --role ROLE`, as an operator makes a key."""
-    made = islands("keys", "create", "--role", role, database_url=db_url)
-    assert made.returncode == 0, made.stderr
-    return made.stdout.strip()
-
-
-def revoke_key(db_url: str, key: str) -> None:
-    # The hub has no revoke command yet; an operator revokes a key in the database.
-    engine = create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE api_keys SET revoked_at = now() WHERE prefix = :p"), {"p": key[:10]}
-        )
-    engine.dispose()
+    return keys, messages
 
 
 @contextmanager
 def guarded_api(db_url: str, devnet_doc: dict[str, Any], log: Path) -> Iterator[Target]:
     """A fresh registry (the devnet's chains, routes and asset), keys of each role, and an
     API process with a network policy that keeps a fuzzer's URLs on this machine."""
-    truncate(db_url)
-    register(db_url, devnet_doc)
-    messages = seed_messages(db_url)
+    keys, messages = prepare(db_url, devnet_doc)
     known = {"name": "beta", "symbol": "ITT", "route_id": 1, "message_id": messages["failed"]}
-    keys = {role: create_key(db_url, role) for role in ("admin", "operator")}
-    keys["revoked"] = create_key(db_url, "admin")
-    revoke_key(db_url, keys["revoked"])
     proc, url = start_api(db_url, log, **LOCKED_DOWN)
     try:
-        yield Target(url=url, db_url=db_url, log=log, keys=keys, known=known)
+        yield Target(url, db_url, log, keys, messages, known)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
