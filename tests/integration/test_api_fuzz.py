@@ -21,6 +21,7 @@ from hub.api.app import create_app
 from hub.settings import Settings
 from tests.integration.api_guard import Fingerprint, Target, changed, guarded_api
 
+Case = schemathesis.Case[Any]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 # Left out: "schema-valid data must be accepted". The hub checks input against the chains
@@ -29,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 ACCEPTS_VALID_DATA = schemathesis.checks.positive_data_acceptance
 SEED = int(os.environ.get("HUB_FUZZ_SEED", "20240607"))  # another seed explores other inputs
 BOUNDS = settings(
-    max_examples=20,  # generated cases per operation, besides schemathesis' coverage cases
+    max_examples=15,  # generated cases per operation, besides schemathesis' coverage cases
     deadline=5000,  # ms per case: a registration may wait for an RPC URL that does not answer
     database=None,
     suppress_health_check=list(HealthCheck),
@@ -73,7 +74,7 @@ def test_the_server_publishes_this_schema(target: Target) -> None:
     assert httpx.get(f"{target.url}/openapi.json").json() == published_schema()
 
 
-def check(case: schemathesis.Case, target: Target, fingerprint: Fingerprint) -> None:
+def check(case: Case, target: Target, fingerprint: Fingerprint) -> None:
     headers = target.auth("admin")
     before = fingerprint.take()
     response = case.call(base_url=target.url, headers=headers, timeout=30)
@@ -87,14 +88,14 @@ def check(case: schemathesis.Case, target: Target, fingerprint: Fingerprint) -> 
 
 @anything.parametrize()
 @BOUNDS
-def test_any_input(case: schemathesis.Case, target: Target, fingerprint: Fingerprint) -> None:
+def test_any_input(case: Case, target: Target, fingerprint: Fingerprint) -> None:
     check(case, target, fingerprint)
 
 
 @existing.parametrize()
-@BOUNDS
+@settings(BOUNDS, max_examples=10)
 def test_valid_input_on_existing_resources(
-    case: schemathesis.Case, target: Target, fingerprint: Fingerprint
+    case: Case, target: Target, fingerprint: Fingerprint
 ) -> None:
     case.path_parameters = {k: target.known[k] for k in case.path_parameters or {}}
     check(case, target, fingerprint)

@@ -132,7 +132,7 @@ def test_an_oversized_field_in_a_small_body_is_422(
     fields: dict[str, Any],
     where: str,
 ) -> None:
-    base = {
+    bases: dict[str, dict[str, Any]] = {
         "/v1/chains": {
             "name": "own",
             "chain_id": 7,
@@ -142,7 +142,8 @@ def test_an_oversized_field_in_a_small_body_is_422(
             "bridge_address": "0x" + "22" * 20,
         },
         "/v1/assets": {"symbol": "S", "home_chain": "alpha", "home_token": "0x" + "33" * 20},
-    }.get(path, {})
+    }
+    base = bases.get(path, {})
     body = json.dumps({**base, **fields}).encode()
     assert len(body) < LIMIT
     before = fingerprint.take()

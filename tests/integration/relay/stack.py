@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT, hub_env
+from tests.conftest import ROOT, RPC_SECRET, hub_env
 
 RELAY_ENV = {
     "HUB_TICK_SECONDS": "0.4",
@@ -26,6 +26,7 @@ RELAY_ENV = {
     "HUB_STUCK_AFTER_SECONDS": "2",
     "HUB_MAX_FEE_CAP_GWEI": "2",
     "HUB_LOG_LEVEL": "INFO",
+    "RPC_TEST_KEY": RPC_SECRET,  # for RPC URLs that refer to ${RPC_TEST_KEY}
 }
 
 
