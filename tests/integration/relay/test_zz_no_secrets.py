@@ -190,9 +190,9 @@ def reads(api: Recorder) -> None:
         page = api.get("/v1/messages", limit=500, cursor=page["next_cursor"])
         messages += page["items"]
     one_per_state = {m["state"]: m for m in messages}
-    for message in [*messages[:20], *one_per_state.values()]:
+    for message in [*messages[:10], *one_per_state.values()]:
         api.get(f"/v1/messages/{message['id']}")
-    transfers = [m for m in messages if m["transfer"]][:20]
+    transfers = [m for m in messages if m["transfer"]][:10]
     for message in transfers:
         api.get(f"/v1/transfers/{message['id']}")
         api.get("/v1/transfers", src_tx_hash=message["src_tx_hash"])
