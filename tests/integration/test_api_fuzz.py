@@ -22,16 +22,18 @@ from hub.settings import Settings
 from tests.integration.api_guard import Fingerprint, Target, changed, guarded_api
 
 Case = schemathesis.Case[Any]
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 # Left out: "schema-valid data must be accepted". The hub checks input against the chains
 # (URLs that answer, contracts that exist) and the registry (two different chains, a known
 # chain name) and refuses what they contradict with a documented 422; no schema can say that.
 ACCEPTS_VALID_DATA = schemathesis.checks.positive_data_acceptance
-SEED = int(os.environ.get("HUB_FUZZ_SEED", "20240607"))  # another seed explores other inputs
+# A deeper run explores other inputs: HUB_FUZZ_SEED=7 HUB_FUZZ_EXAMPLES=200 pytest this file.
+SEED = int(os.environ.get("HUB_FUZZ_SEED", "20240607"))
+EXAMPLES = int(os.environ.get("HUB_FUZZ_EXAMPLES", "15"))
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(120, 4 * EXAMPLES))]
 BOUNDS = settings(
-    max_examples=15,  # generated cases per operation, besides schemathesis' coverage cases
-    deadline=5000,  # ms per case: a registration may wait for an RPC URL that does not answer
+    max_examples=EXAMPLES,  # generated cases per operation, besides schemathesis' coverage ones
+    deadline=10_000,  # ms per case: a registration may wait on URLs that do not answer
     database=None,
     suppress_health_check=list(HealthCheck),
 )
@@ -93,7 +95,7 @@ def test_any_input(case: Case, target: Target, fingerprint: Fingerprint) -> None
 
 
 @existing.parametrize()
-@settings(BOUNDS, max_examples=10)
+@settings(BOUNDS, max_examples=max(EXAMPLES * 2 // 3, 1))
 def test_valid_input_on_existing_resources(
     case: Case, target: Target, fingerprint: Fingerprint
 ) -> None:
