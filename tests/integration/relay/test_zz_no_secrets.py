@@ -140,7 +140,8 @@ def through_a_secret_url(stack: Stack, api: Recorder, admin: str) -> None:
         proxy.stop()
     stalled = cursor(api, "alpha")
     time.sleep(3)  # several ticks (HUB_TICK_SECONDS) of every process failing on the dead URL
-    api.get("/v1/chains/alpha")  # the live read fails: its error is in the answer
+    live = api.get("/v1/chains/alpha")["live"]  # the live read fails: its error is answered
+    assert live["reachable"] is False and live["error"], live
     dead = api.call(
         "PATCH",
         "/v1/chains/alpha",
