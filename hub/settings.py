@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     rpc_denied_hosts: list[str] = Field(default_factory=list)
     rpc_timeout: float = Field(default=5.0, gt=0, le=60)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="The API refuses larger request bodies (413)"
+    )
 
     # Relaying. Keys come from the environment only; they are never stored or logged.
     relayer_key: SecretStr | None = Field(default=None, description="Key that sends deliveries")

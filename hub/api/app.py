@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
+from hub.api.errors import allowed_methods, error_response
+from hub.api.limits import BodyLimit, BodyTooLargeError, too_large
 from hub.api.routers import alerts, assets, chains, health, messages, routes
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.domain.errors import HubError
@@ -32,23 +34,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, chains, routes, assets, messages, alerts):
         app.include_router(module.router)
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
-
-
-def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.details)
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_describe(e) for e in exc.errors()]
-        return error_response(422, "invalid_input", "; ".join(problems), problems=problems)
+        return error_response(422, "invalid_input", "; ".join(problems), {"problems": problems})
 
     @app.exception_handler(DataError)
     async def out_of_range(_request: Request, exc: DataError) -> JSONResponse:
@@ -56,9 +56,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_input", f"a value is out of range: {exc.orig}")
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (not UTF-8): the same refusal as
+            # any other body that is not JSON.
+            return error_response(422, "invalid_input", "the request body is not valid JSON")
+        if isinstance(exc, BodyTooLargeError):
+            return too_large(exc.limit)
         code = "not_found" if exc.status_code == 404 else "http_error"
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: a 405 says which methods the resource has
+            headers["Allow"] = allowed_methods(request)
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,20 +48,19 @@ def get_policy(settings: SettingsDep) -> NetworkPolicy:
 PolicyDep = Annotated[NetworkPolicy, Depends(get_policy)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+# Declares the bearer scheme in the OpenAPI document; refusals stay ours (one error shape).
+_bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer <key>")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require(role: Role) -> Callable[[Request, Session, Settings], Principal]:
+def require(
+    role: Role,
+) -> Callable[[HTTPAuthorizationCredentials | None, Session, Settings], Principal]:
     """A dependency that admits callers whose key grants `role`."""
 
-    def dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
-        token = _bearer(request)
-        if token is None:
+    def dependency(bearer: BearerDep, session: SessionDep, settings: SettingsDep) -> Principal:
+        token = bearer.credentials.strip() if bearer else ""
+        if not token:
             raise UnauthorizedError("this needs an API key: Authorization: Bearer <key>")
         admin = settings.admin_token.get_secret_value() if settings.admin_token else None
         principal = authenticate(session, token, admin)

@@ -12,12 +12,17 @@ from hub.db.models import Asset, Chain, Message, Route, RouteLimit, Transfer
 from hub.services.netpolicy import redact_url
 
 ChainName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["alpha"])]
-Finality = StrictInt | str
+# What FinalityPolicy.parse accepts: a block depth (a number, or its digits) or a block tag.
+Finality = (
+    Annotated[StrictInt, Field(ge=0, le=10_000)]
+    | Annotated[str, Field(pattern=r"^(safe|finalized|[0-9]{1,5})$")]
+)
 MAX_CHAIN_ID = 2**63 - 1
 
 
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a body is read as its schema says (0 is not false, "1" is not 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _finality(value: int | str | None) -> int | str | None:
@@ -221,7 +226,7 @@ class AssetCreate(Input):
     home_chain: ChainName
     home_token: str = Field(min_length=1, max_length=128)
     deployments: dict[ChainName, Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        default_factory=dict, description="chain name to wrapped token address"
+        default_factory=dict, max_length=64, description="chain name to wrapped token address"
     )
 
 
@@ -475,3 +480,21 @@ class AlertOut(BaseModel):
     subject: str
     message: str
     at: datetime
+
+
+class Alive(BaseModel):
+    """/healthz: the process is up."""
+
+    status: str
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    head: int | None = None
+    error: str | None = None
+
+
+class ReadyOut(BaseModel):
+    status: str = Field(description="ready, or not ready")
+    database: CheckOut
+    chains: dict[str, CheckOut]

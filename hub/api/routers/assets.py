@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from hub.api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, commit
+from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import AssetCreate, AssetOut, AssetPatch, SupplyOut
 from hub.services import assets as svc
 from hub.services.chains import chain_adapter
@@ -13,7 +14,12 @@ from hub.services.relay.supply import check_asset
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=AssetOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AssetOut,
+    responses=refusals(*WRITE, BODY),
+)
 def register_asset(
     body: AssetCreate, session: SessionDep, settings: SettingsDep, principal: AdminDep
 ) -> AssetOut:
@@ -28,7 +34,7 @@ def list_assets(session: SessionDep) -> list[AssetOut]:
     return [AssetOut.of(a) for a in svc.list_assets(session)]
 
 
-@router.get("/{symbol}", response_model=AssetOut)
+@router.get("/{symbol}", response_model=AssetOut, responses=refusals(404, 422))
 def get_asset(symbol: str, session: SessionDep, settings: SettingsDep) -> AssetOut:
     """The asset with its supply: locked at home, wrapped on each chain, in flight, each chain
     read at the block up to which the hub has recorded every transfer (`as_of`)."""
@@ -46,7 +52,7 @@ def get_asset(symbol: str, session: SessionDep, settings: SettingsDep) -> AssetO
     return AssetOut.of(asset, supply)
 
 
-@router.patch("/{symbol}", response_model=AssetOut)
+@router.patch("/{symbol}", response_model=AssetOut, responses=refusals(404, *WRITE, BODY))
 def update_asset(
     symbol: str, body: AssetPatch, session: SessionDep, principal: OperatorDep
 ) -> AssetOut:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from sqlalchemy.orm import Session
 
 from adapters.base import FinalityPolicy
 from hub.api.deps import AdminDep, PolicyDep, SessionDep, SettingsDep, commit
+from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import ChainCreate, ChainOut, ChainPatch, LiveOut, RelayStateOut
 from hub.db.models import Chain, Cursor, ValidatorSet
 from hub.services import chains as svc
@@ -14,7 +17,12 @@ from hub.services import chains as svc
 router = APIRouter(prefix="/v1/chains", tags=["chains"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ChainOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChainOut,
+    responses=refusals(*WRITE, BODY),
+)
 def register_chain(
     body: ChainCreate,
     session: SessionDep,
@@ -37,12 +45,12 @@ def register_chain(
     return ChainOut.of(chain)
 
 
-@router.get("", response_model=list[ChainOut])
+@router.get("", response_model=list[ChainOut], responses=refusals(422))
 def list_chains(session: SessionDep, include_retired: bool = False) -> list[ChainOut]:
     return [ChainOut.of(c) for c in svc.list_chains(session, include_retired)]
 
 
-@router.get("/{name}", response_model=ChainOut)
+@router.get("/{name}", response_model=ChainOut, responses=refusals(404, 422))
 def get_chain(name: str, session: SessionDep, settings: SettingsDep) -> ChainOut:
     """A chain with its live head and finalized block, as the chain reports them now."""
     chain = svc.get_chain(session, name)
@@ -65,7 +73,7 @@ def _relay_state(session: Session, chain: Chain) -> RelayStateOut | None:
     )
 
 
-@router.patch("/{name}", response_model=ChainOut)
+@router.patch("/{name}", response_model=ChainOut, responses=refusals(404, *WRITE, BODY))
 def update_chain(
     name: str,
     body: ChainPatch,
@@ -87,9 +95,12 @@ def update_chain(
     return ChainOut.of(chain)
 
 
-@router.delete("/{name}", response_model=ChainOut)
+@router.delete("/{name}", response_model=ChainOut, responses=refusals(404, *WRITE))
 def retire_chain(
-    name: str, session: SessionDep, principal: AdminDep, reason: str | None = None
+    name: str,
+    session: SessionDep,
+    principal: AdminDep,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ChainOut:
     """Retire a chain: it stays in the registry for history, and its routes are paused."""
     chain = svc.retire_chain(session, svc.get_chain(session, name), principal.actor, reason)

@@ -9,18 +9,23 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from hub.api.deps import SessionDep, SettingsDep
+from hub.api.schemas import Alive, ReadyOut
 from hub.services import chains as chain_svc
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Alive)
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "The database or a chain does not answer"}},
+)
 def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     """The database answers and every active chain is reachable; 503 otherwise."""
     checks: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.api.deps import OperatorDep, SessionDep, commit
+from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import (
     AttestationAccepted,
     AttestationIn,
@@ -42,16 +43,18 @@ def _chain_id(session: Session, value: str | None, field: str) -> int | None:
     return int(found)
 
 
-@router.get("/v1/messages", response_model=MessagePage)
+@router.get("/v1/messages", response_model=MessagePage, responses=refusals(422))
 def list_messages(
     session: SessionDep,
-    state: str | None = None,
-    src: Annotated[str | None, Query(description="source chain name or id")] = None,
-    dst: Annotated[str | None, Query(description="destination chain name or id")] = None,
-    sender: str | None = None,
-    src_tx_hash: str | None = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    src: Annotated[str | None, Query(max_length=64, description="source chain name or id")] = None,
+    dst: Annotated[
+        str | None, Query(max_length=64, description="destination chain name or id")
+    ] = None,
+    sender: Annotated[str | None, Query(max_length=64)] = None,
+    src_tx_hash: Annotated[str | None, Query(max_length=66)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=256, description="from next_cursor")] = None,
 ) -> MessagePage:
     """Messages, newest first, filtered; follow `next_cursor` for the next page."""
     where = svc.MessageFilter(
@@ -67,7 +70,7 @@ def list_messages(
     return MessagePage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/v1/messages/{message_id}", response_model=MessageOut)
+@router.get("/v1/messages/{message_id}", response_model=MessageOut, responses=refusals(404, 422))
 def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
     """A message's state, timeline, transactions, attestations and last error."""
     message = svc.get_message(session, message_id)
@@ -79,6 +82,7 @@ def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
     "/v1/messages/{message_id}/attestations",
     status_code=status.HTTP_201_CREATED,
     response_model=AttestationAccepted,
+    responses=refusals(404, 409, 422, BODY),
 )
 def post_attestation(
     message_id: MessageId, body: AttestationIn, session: SessionDep
@@ -90,7 +94,11 @@ def post_attestation(
     return AttestationAccepted(message_id=message.id, signer=signer, state=message.state)
 
 
-@router.post("/v1/messages/{message_id}/retry", response_model=MessageOut)
+@router.post(
+    "/v1/messages/{message_id}/retry",
+    response_model=MessageOut,
+    responses=refusals(404, *WRITE),
+)
 def retry(message_id: MessageId, session: SessionDep, principal: OperatorDep) -> MessageOut:
     """Put a failed (or rejected) message back in line, attempts from zero."""
     message = retry_message(session, svc.get_message(session, message_id), principal.actor)
@@ -99,7 +107,7 @@ def retry(message_id: MessageId, session: SessionDep, principal: OperatorDep) ->
     return MessageOut.of(message, chain_names(session), paused)
 
 
-@router.get("/v1/transfers", response_model=list[TransferOut])
+@router.get("/v1/transfers", response_model=list[TransferOut], responses=refusals(422))
 def list_transfers(
     session: SessionDep,
     src_tx_hash: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{64}$")],
@@ -109,7 +117,7 @@ def list_transfers(
     return [TransferOut.of(t, names) for t in svc.transfers_by_tx(session, src_tx_hash)]
 
 
-@router.get("/v1/transfers/{message_id}", response_model=TransferOut)
+@router.get("/v1/transfers/{message_id}", response_model=TransferOut, responses=refusals(404, 422))
 def get_transfer(message_id: MessageId, session: SessionDep) -> TransferOut:
     transfer = svc.get_transfer(session, message_id)
     back = svc.returned_in(session, transfer.message_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, status
 
 from adapters.base import AdapterError, BridgeOperator, RateLimit
 from hub.api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, commit
+from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import BucketOut, LimitOut, RouteCreate, RouteOut, RoutePatch
 from hub.db.models import Chain, Route, RouteLimit
 from hub.domain.errors import CheckFailedError, ForbiddenError
@@ -22,7 +23,12 @@ router = APIRouter(prefix="/v1/routes", tags=["routes"])
 RouteId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RouteOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RouteOut,
+    responses=refusals(*WRITE, BODY),
+)
 def create_route(body: RouteCreate, session: SessionDep, principal: AdminDep) -> RouteOut:
     route = svc.create_route(session, body.src, body.dst, principal.actor)
     commit(session)
@@ -34,7 +40,7 @@ def list_routes(session: SessionDep) -> list[RouteOut]:
     return [RouteOut.of(r) for r in svc.list_routes(session)]
 
 
-@router.get("/{route_id}", response_model=RouteOut)
+@router.get("/{route_id}", response_model=RouteOut, responses=refusals(404, 422))
 def get_route(route_id: RouteId, session: SessionDep, settings: SettingsDep) -> RouteOut:
     """A route, with each rate limit as both bridges hold it now (read live)."""
     route = svc.get_route(session, route_id)
@@ -77,7 +83,7 @@ def _bucket(chain: str, held: tuple[RateLimit, int | None]) -> BucketOut:
     )
 
 
-@router.patch("/{route_id}", response_model=RouteOut)
+@router.patch("/{route_id}", response_model=RouteOut, responses=refusals(404, *WRITE, BODY))
 def update_route(
     route_id: RouteId, body: RoutePatch, session: SessionDep, principal: OperatorDep
 ) -> RouteOut:

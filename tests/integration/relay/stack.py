@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from hub.services.relay import validator_config
-from tests.conftest import ROOT, hub_env
+from tests.conftest import ROOT, RPC_SECRET, hub_env
 
 RELAY_ENV = {
     "HUB_TICK_SECONDS": "0.4",
@@ -28,6 +28,7 @@ RELAY_ENV = {
     "HUB_STUCK_AFTER_SECONDS": "2",
     "HUB_MAX_FEE_CAP_GWEI": "2",
     "HUB_LOG_LEVEL": "INFO",
+    "RPC_TEST_KEY": RPC_SECRET,  # for RPC URLs that refer to ${RPC_TEST_KEY}
 }
 
 
