@@ -33,6 +33,7 @@ NEEDS = {
     ("POST", "/v1/assets"): "admin",
     ("PATCH", "/v1/assets/{symbol}"): "operator",
     ("POST", "/v1/messages/{message_id}/retry"): "operator",
+    ("POST", "/v1/transfers/{message_id}/return"): "operator",
     ("POST", "/v1/messages/{message_id}/attestations"): OPEN,
 }
 

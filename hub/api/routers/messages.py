@@ -128,6 +128,7 @@ def get_transfer(message_id: MessageId, session: SessionDep) -> TransferOut:
     "/v1/transfers/{message_id}/return",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TransferOut,
+    responses=refusals(404, *WRITE),
 )
 def return_transfer(
     message_id: MessageId, session: SessionDep, principal: OperatorDep
