@@ -78,25 +78,30 @@ class Stack:
 
     def start_validators(self) -> None:
         for i in range(3):
-            self.celery(
-                f"validator-{i + 1}",
-                [
-                    "worker",
-                    "-Q",
-                    f"validator-{i + 1}",
-                    "-c",
-                    "1",
-                    "--pool",
-                    "solo",
-                    "-n",
-                    f"validator-{i + 1}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                HUB_VALIDATOR_KEY=self.key("validator", i),
-            )
+            self.start_validator(i)
+
+    def start_validator(self, index: int) -> None:
+        """The worker `validator-{index + 1}`, with the devnet's validator key `index`."""
+        name = f"validator-{index + 1}"
+        self.celery(
+            name,
+            [
+                "worker",
+                "-Q",
+                name,
+                "-c",
+                "1",
+                "--pool",
+                "solo",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+            ],
+            HUB_VALIDATOR_KEY=self.key("validator", index),
+        )
 
     def start_beat(self) -> None:
         schedule = self.log_dir / "beat-schedule"
