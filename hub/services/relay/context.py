@@ -15,6 +15,7 @@ from adapters.base import ChainAdapter
 from hub.db.engine import make_engine, make_sessionmaker, transaction
 from hub.db.models import Chain
 from hub.services.chains import adapter_for
+from hub.services.netpolicy import NetworkPolicy
 from hub.settings import Settings
 
 
@@ -34,9 +35,13 @@ class RelayContext:
             yield session
 
     def adapter(self, chain: Chain, rpc_urls: list[str] | None = None) -> ChainAdapter:
-        """One adapter per chain and URL set, kept for the process (it pools connections)."""
+        """One adapter per chain and URL set, kept for the process (it pools connections).
+        The registered URLs are under the network policy at every connection; a validator's
+        own `rpc_urls` are its operator's choice."""
         urls = tuple(rpc_urls or chain.rpc_urls)
         key = (chain.family, urls)
         if key not in self._adapters:
-            self._adapters[key] = adapter_for(chain.family, list(urls), self.settings.rpc_timeout)
+            policy = None if rpc_urls else NetworkPolicy.from_settings(self.settings)
+            timeout = self.settings.rpc_timeout
+            self._adapters[key] = adapter_for(chain.family, list(urls), timeout, policy)
         return self._adapters[key]
