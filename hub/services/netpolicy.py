@@ -2,10 +2,10 @@
 how a URL may name a secret, and how a URL is shown.
 
 Registering a chain makes the hub open connections to URLs a caller chose (server-side
-request forgery), so the policy is checked when a URL is registered or changed, and again at
-every connection: the adapter resolves the host, asks `NetworkPolicy.refusal` about each
-address and connects to an address it checked (no window for DNS rebinding), and it never
-follows a redirect.
+request forgery). So `check` judges a URL whenever an adapter is made for it (its scheme, its
+host, an address written in it, its secret references), and the adapter asks `refusal` at
+every connection about every address the host name resolves to then, and connects to an
+address it checked (no window for DNS rebinding); it never follows a redirect.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,7 +60,11 @@ class NetworkPolicy:
         host = (parts.hostname or "").lower()
         if not host:
             raise InvalidInputError(f"RPC URL {shown} has no host")
-        problem = self._host_refusal(host) or self._resolved_refusal(host)
+        # A name is judged by the addresses it resolves to when the adapter connects (every
+        # time, see `refusal`); an address written in the URL can be judged now.
+        problem = self._host_refusal(host)
+        if problem is None and _is_address(host):
+            problem = self.refusal(host, host)
         if problem:
             raise InvalidInputError(f"RPC URL {shown}: {problem}")
 
@@ -72,17 +75,11 @@ class NetworkPolicy:
         if problem or self.allow_private:
             return problem
         if not is_public(ipaddress.ip_address(address.split("%", 1)[0])):
+            where = f"host {host}" if host == address else f"host {host} resolves to {address},"
             return (
-                f"host {host} resolves to {address}, a loopback or private (not public) "
-                "address, which the network policy refuses (HUB_RPC_ALLOW_PRIVATE=false)"
+                f"{where} a loopback or private (not public) address, which the network "
+                "policy refuses (HUB_RPC_ALLOW_PRIVATE=false)"
             )
-        return None
-
-    def _resolved_refusal(self, host: str) -> str | None:
-        for address in _resolve(host):
-            problem = self.refusal(host, address)
-            if problem:
-                return problem
         return None
 
     def _host_refusal(self, host: str) -> str | None:
@@ -99,14 +96,12 @@ def _matches(host: str, patterns: tuple[str, ...]) -> bool:
     )
 
 
-def _resolve(host: str) -> list[str]:
-    """The addresses a host name resolves to now ([] when it does not resolve: the
-    reachability check then refuses it by name, and connecting checks again)."""
+def _is_address(host: str) -> bool:
     try:
-        infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return []
-    return [str(info[4][0]) for info in infos]
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:

@@ -27,7 +27,6 @@ def test_default_policy_refuses_loopback_and_allows_public_literals() -> None:
         (NetworkPolicy(), "http://127.0.0.1:8545", "loopback or private"),
         (NetworkPolicy(), "http://10.1.2.3:8545", "loopback or private"),
         (NetworkPolicy(), "http://[::1]:8545", "loopback or private"),
-        (NetworkPolicy(), "http://localhost:8545", "loopback or private"),
         (NetworkPolicy(), "http://[::ffff:127.0.0.1]:8545", "loopback or private"),
         (NetworkPolicy(), "http://[64:ff9b::7f00:1]:8545", "loopback or private"),
         (NetworkPolicy(), "http://[2002:a00:1::]:8545", "loopback or private"),

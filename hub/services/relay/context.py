@@ -23,7 +23,7 @@ from hub.settings import Settings
 class RelayContext:
     settings: Settings
     sessions: sessionmaker[Session]
-    _adapters: dict[tuple[str, tuple[str, ...]], ChainAdapter] = field(default_factory=dict)
+    _adapters: dict[tuple[str, tuple[str, ...], bool], ChainAdapter] = field(default_factory=dict)
 
     @classmethod
     def start(cls, settings: Settings) -> RelayContext:
@@ -39,9 +39,10 @@ class RelayContext:
         The registered URLs are under the network policy at every connection; a validator's
         own `rpc_urls` are its operator's choice."""
         urls = tuple(rpc_urls or chain.rpc_urls)
-        key = (chain.family, urls)
+        own = bool(rpc_urls)
+        key = (chain.family, urls, own)
         if key not in self._adapters:
-            policy = None if rpc_urls else NetworkPolicy.from_settings(self.settings)
+            policy = None if own else NetworkPolicy.from_settings(self.settings)
             timeout = self.settings.rpc_timeout
             self._adapters[key] = adapter_for(chain.family, list(urls), timeout, policy)
         return self._adapters[key]
