@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT, hub_env
+from tests.conftest import ROOT, RPC_SECRET, hub_env
 
 RELAY_ENV = {
+    "HUB_RPC_SECRET_TEST": RPC_SECRET,  # a provider's key, for URLs that refer to it
     "HUB_TICK_SECONDS": "0.4",
     "HUB_LEASE_SECONDS": "10",
     "HUB_MAX_ATTEMPTS": "2",
