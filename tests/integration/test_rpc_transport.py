@@ -37,6 +37,16 @@ def test_errors_name_only_the_shown_url(node: str) -> None:
     assert report.url == shown and KEY not in report.error
 
 
+def test_a_refused_key_is_not_repeated_in_the_error(node: str) -> None:
+    """A provider's 401 names the URL it refused (requests puts it in the message)."""
+    with keyed_provider(node, KEY) as provider:
+        wrong = f"{provider}/v3/wr0ng-{KEY}"
+        adapter = EvmAdapter([wrong], shown_urls=[f"{provider}/v3/***"], timeout=5)
+        with pytest.raises(EndpointUnavailableError) as raised:
+            adapter.chain_id()
+    assert "401" in str(raised.value) and "wr0ng" not in str(raised.value)
+
+
 def test_the_guard_is_asked_and_a_refusal_fails_over(node: str) -> None:
     asked: list[tuple[str, str]] = []
 
