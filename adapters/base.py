@@ -6,7 +6,7 @@ delivering to it. Everything here is synchronous (Celery's prefork workers are).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -17,6 +17,11 @@ from eth_utils.crypto import keccak
 
 MESSAGE_VERSION = 2
 MESSAGE_ABI_TYPE = "(uint8,uint64,address,uint64,uint64,address,address,uint64,bytes)"
+
+
+# Asked at every connection, for every address the host resolved to: (host, address) ->
+# why the adapter must not connect there, or None. The hub passes its network policy.
+AddressGuard = Callable[[str, str], str | None]
 
 
 class AdapterError(Exception):
@@ -377,7 +382,11 @@ class BridgeOperator(Protocol):
 @runtime_checkable
 class ChainAdapter(ChainReader, OutboxReader, Deliverer, Protocol):
     """All a relayer needs from one chain. A family's adapter class is built as
-    `Adapter(rpc_urls, timeout=...)`."""
+    `Adapter(rpc_urls, timeout=..., shown_urls=..., address_guard=...)`: it connects to
+    `rpc_urls` (which may carry keys), and its errors, logs and `rpc_urls` attribute name only
+    the `shown_urls` (the redacted forms) and never the parts of a URL they hide; with an
+    `address_guard`, it asks the guard at every connection and connects only to an address
+    the guard allowed, and it never follows a redirect."""
 
     family: str
     rpc_urls: Sequence[str]

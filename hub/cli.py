@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Islands Hub: a cross-chain interoperability hub.", no_args_is_help=True)
 devnet_app = typer.Typer(help="Local anvil chains with the hub's contracts.", no_args_is_help=True)
@@ -34,6 +34,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def up(
     chains: Annotated[int, typer.Option(min=0, max=9, help="Local anvil chains; 0 for none")] = 3,
@@ -44,12 +51,14 @@ def up(
     port: int = 8000,
 ) -> None:
     """Run the hub in one process: local chains, the API on SQLite, registered and routed."""
+    settings = _settings()
     from hub import embedded
 
-    settings = Settings()
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    token = token or secrets.token_urlsafe(24)
-    settings = settings.model_copy(update={"admin_token": SecretStr(token), "state_dir": state_dir})
+    token = settings.admin_token or SecretStr(secrets.token_urlsafe(32))
+    update: dict[str, Any] = {"admin_token": token, "state_dir": state_dir}
+    if chains and "rpc_allow_private" not in settings.model_fields_set:
+        update["rpc_allow_private"] = True  # the local chains are on loopback
+    settings = settings.model_copy(update=update)
     try:
         embedded.run(
             settings,
@@ -68,6 +77,7 @@ def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the REST API (distributed form: run several, behind a balancer)."""
     import uvicorn
 
+    _settings()  # refuse to start with bad settings, before any worker process starts
     uvicorn.run("hub.api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 
@@ -279,7 +289,7 @@ def keys_create(
     from hub.domain.errors import HubError
     from hub.services.keys import create_key
 
-    settings = Settings()
+    settings = _settings()
     factory = make_sessionmaker(make_engine(settings.database_url))
     try:
         with transaction(factory) as session:
@@ -295,7 +305,7 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply migrations to HUB_DATABASE_URL."""
     from hub.db.migrate import upgrade
 
-    upgrade(Settings().database_url, revision)
+    upgrade(_settings().database_url, revision)
     typer.echo("database is at " + revision, err=True)
 
 

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+_NAMES_URLS = ("web3", "urllib3", "requests")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
@@ -32,3 +33,6 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Their debug lines name the URL they connect to, which may carry an RPC key.
+    for name in _NAMES_URLS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -81,8 +81,16 @@ def clean_db(migrated_pg: str) -> Iterator[str]:
 
 
 def hub_env(database_url: str, **extra: str) -> dict[str, str]:
+    """A hub process's environment. The tests' chains are anvil on loopback, which the
+    network policy refuses by default: these processes allow private addresses explicitly."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update({"HUB_DATABASE_URL": database_url, "HUB_ADMIN_TOKEN": ADMIN_TOKEN})
+    env.update(
+        {
+            "HUB_DATABASE_URL": database_url,
+            "HUB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "HUB_RPC_ALLOW_PRIVATE": "true",
+        }
+    )
     env.update(extra)
     return env
 
@@ -114,7 +122,7 @@ def start_api(
 def api_url(migrated_pg: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The REST API as its own uvicorn process on the test database."""
     log = tmp_path_factory.mktemp("api") / "api.log"
-    proc, url = start_api(migrated_pg, log, RPC_TEST_KEY=RPC_SECRET)
+    proc, url = start_api(migrated_pg, log, HUB_RPC_SECRET_TEST=RPC_SECRET)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -16,9 +16,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, TypeVar, cast
+from urllib.parse import quote, unquote
 
 from eth_account import Account
 from eth_account.datastructures import SignedTransaction
@@ -42,6 +43,7 @@ from web3.types import BlockIdentifier, EventData, FilterParams, LogReceipt, RPC
 
 from adapters.base import (
     AdapterError,
+    AddressGuard,
     BlockRef,
     DeliveryOutcome,
     DeliveryStatus,
@@ -65,6 +67,7 @@ from adapters.base import (
     UnderpricedError,
 )
 from adapters.evm.contracts import abi, decode_revert
+from adapters.http import TransportRefusedError, rpc_session
 
 T = TypeVar("T")
 
@@ -79,6 +82,7 @@ GAS_MARGIN_FIXED = 50_000
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _MAX_ERROR_CHARS = 300
+_URL_DELIMITERS = re.compile(r"[/:@?&=#]+")
 
 ERC20_ABI: ABI = cast(
     ABI,
@@ -123,36 +127,78 @@ class _EndpointFailureError(Exception):
     """One endpoint could not answer one call (transport error or a node error)."""
 
 
+class _Provider(HTTPProvider):
+    """web3's HTTP provider, named by the form of its URL that may be shown."""
+
+    def __init__(self, url: str, shown: str, timeout: float, guard: AddressGuard | None) -> None:
+        super().__init__(
+            url,
+            request_kwargs={"timeout": timeout},
+            exception_retry_configuration=None,
+            session=rpc_session(guard),
+        )
+        self.shown = shown
+
+    def __str__(self) -> str:
+        return f"RPC connection {self.shown}"
+
+
 @dataclass
 class _Endpoint:
+    """One RPC URL: `url` is what is connected to (it may carry a key), `shown` is what any
+    message may name; `hide` takes out of a text every part of `url` that `shown` hides."""
+
     url: str
     timeout: float
+    shown: str = ""
+    guard: AddressGuard | None = None
     cool_until: float = 0.0
     _web3: Web3 | None = None
+    _hidden: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        self.shown = self.shown or self.url
+        self._hidden = _hidden_parts(self.url, self.shown)
 
     def web3(self) -> Web3:
         if self._web3 is None:
-            provider = HTTPProvider(
-                self.url,
-                request_kwargs={"timeout": self.timeout},
-                exception_retry_configuration=None,
-            )
-            w3 = Web3(provider)
+            w3 = Web3(_Provider(self.url, self.shown, self.timeout, self.guard))
             w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
             self._web3 = w3
         return self._web3
+
+    def hide(self, text: str) -> str:
+        text = text.replace(self.url, self.shown)
+        for part in self._hidden:
+            text = text.replace(part, "***")
+        return text
+
+    def describe(self, exc: BaseException) -> str:
+        return _describe(exc, self.hide)
+
+
+def _hidden_parts(url: str, shown: str) -> tuple[str, ...]:
+    """The pieces of `url` (user, password, key, query value...) absent from `shown`, as
+    they may appear in an error: raw, percent-encoded or decoded; longest first."""
+    if url == shown:
+        return ()
+    parts = set(_URL_DELIMITERS.split(url)) - set(_URL_DELIMITERS.split(shown))
+    parts = {p for p in parts if len(p) >= 3}
+    variants = parts | {quote(p, safe="") for p in parts} | {unquote(p) for p in parts}
+    return tuple(sorted(variants, key=len, reverse=True))
 
 
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def _describe(exc: BaseException) -> str:
-    """One line naming the error, never a traceback."""
+def _describe(exc: BaseException, hide: Callable[[str], str]) -> str:
+    """One line naming the error, never a traceback; `hide` runs before the line is cut, so
+    no fragment of a secret survives the cut."""
     name = type(exc).__name__
     if "Timeout" in name:
         return f"{name}: timed out"
-    text = " ".join(str(exc).split()) or "no detail"
+    text = hide(" ".join(str(exc).split())) or "no detail"
     errno = _ERRNO_RE.search(text)
     if "ConnectionError" in name and errno:
         return f"connection failed: {errno.group(0)}"
@@ -430,7 +476,8 @@ def _rpc_message(exc: Web3RPCError) -> str:
 
 
 def _endpoint_url(w3: Web3) -> str:
-    return str(getattr(w3.provider, "endpoint_uri", "") or "the node")
+    """The endpoint as it may be shown (never the URL connected to, which may carry a key)."""
+    return str(getattr(w3.provider, "shown", "") or "the node")
 
 
 def _has_tx(w3: Web3, tx_hash: str) -> bool:
@@ -493,19 +540,27 @@ class EvmAdapter:
         timeout: float = 5.0,
         quorum: int = 1,
         cooldown: float = DEFAULT_COOLDOWN,
+        shown_urls: Sequence[str] | None = None,
+        address_guard: AddressGuard | None = None,
     ) -> None:
         urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
+        shown = list(shown_urls) if shown_urls is not None else urls
         if not urls:
             raise ValueError("an EVM adapter needs at least one RPC URL")
+        if len(shown) != len(urls):
+            raise ValueError("shown_urls must give one shown form for each RPC URL")
         if not 1 <= quorum <= len(urls):
             raise ValueError(f"quorum must be between 1 and {len(urls)} (the URLs), not {quorum}")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self.rpc_urls: Sequence[str] = tuple(urls)
+        self.rpc_urls: Sequence[str] = tuple(shown)  # as they may be shown
         self.timeout = timeout
         self.quorum = quorum
         self.cooldown = cooldown
-        self._endpoints = [_Endpoint(url, timeout) for url in urls]
+        self._endpoints = [
+            _Endpoint(url, timeout, shown=form, guard=address_guard)
+            for url, form in zip(urls, shown, strict=True)
+        ]
         self._preferred = 0
         self._lock = threading.Lock()
         self._known_chain_id: int | None = None
@@ -541,12 +596,14 @@ class EvmAdapter:
         except AdapterError:
             raise
         except (ContractLogicError, BadFunctionCallOutput) as exc:
-            raise AdapterError(f"{what} failed on {endpoint.url}: {_describe(exc)}") from None
+            raise AdapterError(
+                f"{what} failed on {endpoint.shown}: {endpoint.describe(exc)}"
+            ) from None
         except Web3RPCError as exc:  # the node answered with an error: no cool-down
-            raise _EndpointFailureError(_describe(exc)) from exc
-        except (OSError, Web3Exception, ValueError) as exc:
+            raise _EndpointFailureError(endpoint.describe(exc)) from None
+        except (OSError, Web3Exception, ValueError, TransportRefusedError) as exc:
             self._mark(endpoint, healthy=False)
-            raise _EndpointFailureError(_describe(exc)) from exc
+            raise _EndpointFailureError(endpoint.describe(exc)) from None
         self._mark(endpoint, healthy=True)
         return result
 
@@ -557,9 +614,9 @@ class EvmAdapter:
         errors: list[str] = []
         for endpoint in self._order():
             try:
-                answers.append((endpoint.url, self._attempt(endpoint, what, fn)))
+                answers.append((endpoint.shown, self._attempt(endpoint, what, fn)))
             except _EndpointFailureError as exc:
-                errors.append(f"{endpoint.url}: {exc}")
+                errors.append(f"{endpoint.shown}: {exc}")
                 continue
             if done([value for _, value in answers]):
                 break
@@ -612,9 +669,9 @@ class EvmAdapter:
             try:
                 cid = self._attempt(endpoint, "chain id", lambda w3: int(w3.eth.chain_id))
             except (_EndpointFailureError, AdapterError) as exc:
-                reports.append(EndpointReport(url=endpoint.url, chain_id=None, error=str(exc)))
+                reports.append(EndpointReport(url=endpoint.shown, chain_id=None, error=str(exc)))
             else:
-                reports.append(EndpointReport(url=endpoint.url, chain_id=cid))
+                reports.append(EndpointReport(url=endpoint.shown, chain_id=cid))
         return reports
 
     def head(self) -> BlockRef:

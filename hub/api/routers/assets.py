@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from hub.api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, commit
+from hub.api.deps import AdminDep, OperatorDep, PolicyDep, SessionDep, SettingsDep, commit
 from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import AssetCreate, AssetOut, AssetPatch, SupplyOut
 from hub.services import assets as svc
@@ -21,10 +21,14 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
     responses=refusals(*WRITE, BODY),
 )
 def register_asset(
-    body: AssetCreate, session: SessionDep, settings: SettingsDep, principal: AdminDep
+    body: AssetCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    policy: PolicyDep,
+    principal: AdminDep,
 ) -> AssetOut:
     spec = svc.AssetSpec(body.symbol, body.home_chain, body.home_token, dict(body.deployments))
-    asset = svc.register_asset(session, spec, principal.actor, settings.rpc_timeout)
+    asset = svc.register_asset(session, spec, principal.actor, settings.rpc_timeout, policy)
     commit(session)
     return AssetOut.of(asset)
 
@@ -35,11 +39,13 @@ def list_assets(session: SessionDep) -> list[AssetOut]:
 
 
 @router.get("/{symbol}", response_model=AssetOut, responses=refusals(404, 422))
-def get_asset(symbol: str, session: SessionDep, settings: SettingsDep) -> AssetOut:
+def get_asset(
+    symbol: str, session: SessionDep, settings: SettingsDep, policy: PolicyDep
+) -> AssetOut:
     """The asset with its supply: locked at home, wrapped on each chain, in flight, each chain
     read at the block up to which the hub has recorded every transfer (`as_of`)."""
     asset = svc.get_asset(session, symbol)
-    check = check_asset(session, asset, lambda c: chain_adapter(c, settings.rpc_timeout))
+    check = check_asset(session, asset, lambda c: chain_adapter(c, settings.rpc_timeout, policy))
     supply = SupplyOut(
         locked_at_home=_text(check.locked),
         wrapped={k: _text(v) for k, v in check.wrapped.items()},

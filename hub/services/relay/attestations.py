@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import ChainAdapter
 from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
-from hub.domain.attestation import attestation_digest, recover_signer
+from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
 from hub.domain.states import MessageState
 from hub.services.messages import transition
@@ -66,7 +66,12 @@ def validator_set(session: Session, dst: Chain) -> ValidatorSet:
 def record_attestation(session: Session, message: Message, signature: bytes) -> str:
     """Store a signature if it recovers to a member of the destination's current set;
     promote the message to attested at the threshold. Returns the signer. Posting a stored
-    signature again is a no-op, in any state."""
+    signature again is a no-op, in any state. What is stored is the form the gateway accepts
+    (v 27/28), whatever form of a valid signature was posted."""
+    try:
+        signature = normalize_signature(signature)
+    except ValueError as exc:
+        raise InvalidInputError(f"signature: {exc}") from None
     dst = chain_by_id(session, message.dst_chain_id)
     if dst is None:
         raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
