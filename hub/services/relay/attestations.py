@@ -155,12 +155,31 @@ def signatures_for(session: Session, messages: list[Message], dst: Chain) -> dic
         if row.validator.lower() in members:
             by_message[row.message_id].append(row)
     return {
-        message_id: [
-            bytes.fromhex(r.signature[2:])
-            for r in sorted(found, key=lambda r: int(r.validator, 16))[: vset.threshold]
-        ]
+        message_id: _verified(message_id, found, dst, vset)
         for message_id, found in by_message.items()
     }
+
+
+def _verified(
+    message_id: str, found: list[Attestation], dst: Chain, vset: ValidatorSet
+) -> list[bytes]:
+    """Threshold-many signatures that recover to their stated signer, ascending by signer.
+    They were checked when stored; checking again (cheap, compiled) means a row that does
+    not verify (written around the API) is passed over, never sent to make a delivery revert."""
+    digest = attestation_digest(
+        bytes.fromhex(message_id[2:]), vset.epoch, dst.chain_id, dst.gateway_address
+    )
+    good = []
+    for row in sorted(found, key=lambda r: int(r.validator, 16)):
+        signature = bytes.fromhex(row.signature[2:])
+        try:
+            if recover_signer(digest, signature).lower() == row.validator.lower():
+                good.append(signature)
+        except ValueError:
+            continue
+        if len(good) == vset.threshold:
+            break
+    return good
 
 
 def promote_signed(session: Session, dst: Chain) -> int:
