@@ -105,7 +105,7 @@ def start_api(
         cmd, cwd=ROOT, env=hub_env(database_url, **extra_env), stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a loaded machine starts Python slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the API exited early: {log_path.read_text()}")
@@ -115,7 +115,7 @@ def start_api(
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"the API did not answer in 30 s: {log_path.read_text()}")
+    raise RuntimeError(f"the API did not answer in 60 s: {log_path.read_text()}")
 
 
 @pytest.fixture(scope="session")
