@@ -424,6 +424,8 @@ class IslandSpec:
     kind: NodeKind = NodeKind.ANVIL
     block_time: float | None = 1.0
     finality: int | str = DEVNET_FINALITY
+    name: str | None = None  # default: alpha, beta, gamma, chain-4, ...
+    log_range_limit: int | None = None  # geth's --rpc.rangelimit
 
 
 def _start_nodes(
@@ -435,7 +437,9 @@ def _start_nodes(
     nodes: list[LocalNode] = []
     try:
         for i, spec in enumerate(specs):
-            options = NodeOptions(block_time=spec.block_time, funded=funded)
+            options = NodeOptions(
+                block_time=spec.block_time, funded=funded, log_range_limit=spec.log_range_limit
+            )
             nodes.append(
                 launch_node(spec.kind, base_port + i, chain_id_base + i, options, state_dir)
             )
@@ -482,16 +486,19 @@ def up_islands(
         raise ValueError("a devnet needs at least one chain")
     nodes = _start_nodes(specs, base_port, state_dir, chain_id_base)
     try:
-        return _build(nodes, [spec.finality for spec in specs], state_dir)
+        return _build(nodes, specs, state_dir)
     except BaseException:
         for node in nodes:
             node.stop()
         raise
 
 
-def _build(nodes: Sequence[LocalNode], finality: Sequence[int | str], state_dir: Path) -> Devnet:
+def _build(nodes: Sequence[LocalNode], specs: Sequence[IslandSpec], state_dir: Path) -> Devnet:
     deployments = _deploy_all(nodes)
-    names = {node.chain_id: chain_name(i) for i, node in enumerate(nodes)}
+    names = {
+        node.chain_id: spec.name or chain_name(i)
+        for i, (node, spec) in enumerate(zip(nodes, specs, strict=True))
+    }
     by_id = {d.chain_id: d for d in deployments}
     rpc_urls = {node.chain_id: node.rpc_url for node in nodes}
     wrapped = wire(by_id, rpc_urls, DEPLOYER.private_key, names=names)
@@ -505,9 +512,9 @@ def _build(nodes: Sequence[LocalNode], finality: Sequence[int | str], state_dir:
             wrapped_tokens={names[cid]: addr for cid, addr in wrapped[node.chain_id].items()},
             node=node,
             kind=node.kind,
-            finality=final,
+            finality=spec.finality,
         )
-        for node, final in zip(nodes, finality, strict=True)
+        for node, spec in zip(nodes, specs, strict=True)
     ]
     devnet = Devnet(chains=devnet_chains, state_dir=state_dir)
     devnet.write_json()

@@ -11,6 +11,10 @@ module.exports = {
   networks: {
     hardhat: {
       chainId: Number(env.ISLANDS_HARDHAT_CHAIN_ID || 31337),
+      // Prague, not Hardhat 2.29's default Osaka: under Osaka its gas estimator tries more gas
+      // than EIP-7825 lets a transaction use when a call inside fails (a delivery whose
+      // recipient reverts), and refuses its own try ("greater than the cap (16777216)").
+      hardfork: "prague",
       // a block per transaction, or one every `interval` ms
       mining: { auto: interval === 0, interval },
       accounts: {
