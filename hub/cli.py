@@ -269,6 +269,32 @@ def devnet_send(
     _as_user(devnet_file, lambda doc, key: send_message(doc, src, dst, text.encode(), key))
 
 
+@app.command()
+def connect(
+    chain: Annotated[str, typer.Option(help="A registered chain to join to the asset")],
+    asset: Annotated[str, typer.Option(help="The asset's symbol, e.g. ITT")],
+) -> None:
+    """Join a registered chain to an asset in one step, as POST /v1/assets/{symbol}/deployments
+    does: wrapped token, bridges trusting each other, routes, the deployment recorded. Uses
+    HUB_DATABASE_URL and the bridges' owner key HUB_DEPLOYER_KEY; run it again to finish a
+    join that stopped halfway."""
+    from hub.db.engine import make_engine, make_sessionmaker, transaction
+    from hub.domain.errors import HubError
+    from hub.services.joining import join_asset
+
+    settings = Settings()
+    if settings.deployer_key is None:
+        raise fail("set HUB_DEPLOYER_KEY to the key that owns the chains' token bridges")
+    key = settings.deployer_key.get_secret_value()
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    try:
+        with transaction(factory) as session:
+            report = join_asset(session, asset, chain, key, "cli", settings.rpc_timeout)
+    except HubError as exc:
+        raise fail(exc.message) from None
+    typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin or operator")],

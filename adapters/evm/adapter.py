@@ -65,6 +65,7 @@ from adapters.base import (
     SignedTx,
     SimulationError,
     UnderpricedError,
+    WrappedTokenSpec,
 )
 from adapters.evm.contracts import abi, decode_revert
 
@@ -430,6 +431,24 @@ def set_rate_limit_calldata(limit: RateLimit) -> bytes:
     return _calldata("TokenBridge", "setRateLimit", args)
 
 
+def set_remote_bridge_calldata(remote_chain_id: int, remote_bridge: str) -> bytes:
+    """`TokenBridge.setRemoteBridge(chainId, bridge)` ABI-encoded."""
+    args = [remote_chain_id, to_checksum_address(remote_bridge)]
+    return _calldata("TokenBridge", "setRemoteBridge", args)
+
+
+def create_wrapped_calldata(spec: WrappedTokenSpec) -> bytes:
+    """`TokenBridge.createWrapped(homeChainId, homeToken, name, symbol, decimals)` encoded."""
+    home = to_checksum_address(spec.home_token)
+    args = [spec.home_chain_id, home, spec.name, spec.symbol, spec.decimals]
+    return _calldata("TokenBridge", "createWrapped", args)
+
+
+def _address_or_none(value: str) -> str | None:
+    address = to_checksum_address(value)
+    return None if int(address, 16) == 0 else address
+
+
 def return_to_sender_calldata(transfer: SignedMessage) -> bytes:
     """`TokenBridge.returnToSender(message, signatures)` ABI-encoded."""
     signatures = [bytes(sig) for sig in transfer.signatures]
@@ -571,7 +590,7 @@ def _fee_quote(w3: Web3) -> FeeQuote:
 
 
 class EvmAdapter:
-    """A `ChainAdapter` and `BridgeOperator` for EVM chains over JSON-RPC (HTTP)."""
+    """A `ChainAdapter`, `BridgeOperator` and `BridgeAdmin` for EVM chains over JSON-RPC."""
 
     family: str = "evm"
 
@@ -945,3 +964,65 @@ class EvmAdapter:
         data = return_to_sender_calldata(transfer)
         what = f"returnToSender on {br} with nonce {nonce}"
         return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    # -- BridgeAdmin ----------------------------------------------------------------------
+
+    def remote_bridge(self, bridge: str, remote_chain_id: int) -> str | None:
+        br = to_checksum_address(bridge)
+        return self._call(
+            f"remoteBridge({remote_chain_id}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.remoteBridge(remote_chain_id).call()
+            ),
+        )
+
+    def wrapped_token(self, bridge: str, home_chain_id: int, home_token: str) -> str | None:
+        br, home = to_checksum_address(bridge), to_checksum_address(home_token)
+        return self._call(
+            f"wrappedToken({home_chain_id}, {home}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.wrappedToken(home_chain_id, home).call()
+            ),
+        )
+
+    def simulate_set_remote_bridge(
+        self, bridge: str, remote_chain_id: int, remote_bridge: str, sender: str
+    ) -> int:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        return self._simulate(br, data, sender, f"setRemoteBridge({remote_chain_id}) on {br}")
+
+    def sign_set_remote_bridge(
+        self,
+        bridge: str,
+        remote_chain_id: int,
+        remote_bridge: str,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        what = f"setRemoteBridge({remote_chain_id}) on {br} with nonce {nonce}"
+        return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    def simulate_create_wrapped(self, bridge: str, spec: WrappedTokenSpec, sender: str) -> int:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br}"
+        return self._simulate(br, create_wrapped_calldata(spec), sender, what)
+
+    def sign_create_wrapped(
+        self,
+        bridge: str,
+        spec: WrappedTokenSpec,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br} nonce {nonce}"
+        return self._sign_call(
+            br, create_wrapped_calldata(spec), private_key, nonce, fee, gas, what
+        )
