@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         default=None,
         description="The token bridges' guardian: returns transfers, applies rate limits",
     )
+    deployer_key: SecretStr | None = Field(
+        default=None,
+        description="Owner of the token bridges: joins a chain to an asset (API and CLI)",
+    )
     validator_key: SecretStr | None = Field(default=None, description="This validator's key")
     validator_config: Path | None = Field(
         default=None,

@@ -23,11 +23,13 @@ from urllib.parse import quote, unquote
 
 from eth_account import Account
 from eth_account.datastructures import SignedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_account.types import TransactionDictType
 from eth_typing import ABI, ChecksumAddress
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
+from rlp import decode as rlp_decode  # type: ignore[import-untyped]
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import (
@@ -65,6 +67,7 @@ from adapters.base import (
     SignedTx,
     SimulationError,
     UnderpricedError,
+    WrappedTokenSpec,
 )
 from adapters.evm.contracts import abi, decode_revert
 from adapters.http import TransportRefusedError, rpc_session
@@ -78,6 +81,7 @@ DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeeP
 # (storage a recipient finds warm or cold, a validator set changed in between).
 GAS_MARGIN_PERCENT = 20
 GAS_MARGIN_FIXED = 50_000
+TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): no transaction may use more
 # What geth, anvil, erigon and others answer for a transaction they already hold.
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
@@ -274,17 +278,55 @@ def _read_returns(w3: Web3, bridge: str, from_block: int, to_block: int) -> list
     return found
 
 
+# How nodes and providers refuse an eth_getLogs range as too large: geth's --rpc.rangelimit
+# ("exceed maximum block range 100"), Besu, Erigon, and hosted providers' limits on blocks or
+# results. A stated number of blocks is taken as the span to read; otherwise halves are read.
+_RANGE_REFUSED = re.compile(
+    r"exceed(?:s|ed)? (?:the )?max(?:imum)? (?:block )?range|block range (?:is )?too "
+    r"(?:large|wide|big)|more than [\d,]+ results|limited to (?:a )?[\d,]+[ -]?(?:block )?range|"
+    r"range (?:limit )?exceeded|response size exceeded",
+    re.IGNORECASE,
+)
+_RANGE_BLOCKS = re.compile(r"block range(?: of| limit)? ([\d,]+)|([\d,]+)[ -]block range")
+
+
+def _allowed_span(exc: Web3RPCError) -> int | None:
+    """0 when the node refused a log range as too large without saying how many blocks it
+    allows, that many when it says, None when the error is about something else."""
+    message = _rpc_message(exc)
+    if not _RANGE_REFUSED.search(message):
+        return None
+    stated = _RANGE_BLOCKS.search(message)
+    if stated is None:
+        return 0
+    return int((stated.group(1) or stated.group(2)).replace(",", ""))
+
+
+def _get_logs(w3: Web3, params: FilterParams, from_block: int, to_block: int) -> list[LogReceipt]:
+    """eth_getLogs over [from_block, to_block], read in parts when the node refuses the range
+    as too large: spans of the size it states, else halves, down to single blocks."""
+    try:
+        return list(w3.eth.get_logs({**params, "fromBlock": from_block, "toBlock": to_block}))
+    except Web3RPCError as exc:
+        span = _allowed_span(exc)
+        if span is None or from_block >= to_block:
+            raise
+    blocks = to_block - from_block + 1
+    if not 0 < span < blocks:
+        span = (blocks + 1) // 2
+    logs: list[LogReceipt] = []
+    for start in range(from_block, to_block + 1, span):
+        logs += _get_logs(w3, params, start, min(to_block, start + span - 1))
+    return logs
+
+
 def _logs(
     w3: Web3, address: str, topics: list[str], from_block: int, to_block: int
 ) -> list[LogReceipt]:
-    params: FilterParams = {
-        "address": to_checksum_address(address),
-        "fromBlock": from_block,
-        "toBlock": to_block,
-        "topics": [topics],
-    }
+    params: FilterParams = {"address": to_checksum_address(address), "topics": [topics]}
     wanted = {HexBytes(t) for t in topics}
-    logs = [log for log in w3.eth.get_logs(params) if not log.get("removed", False)]
+    found = _get_logs(w3, params, from_block, to_block)
+    logs = [log for log in found if not log.get("removed", False)]
     strays = [
         log
         for log in logs
@@ -357,16 +399,23 @@ def _read_outcomes(w3: Web3, gateway: str, from_block: int, to_block: int) -> li
     return outcomes
 
 
+_CONFIG_CALLS = ("localChainId", "epoch", "threshold", "getValidators", "paused", "outboundNonce")
+
+
 def _read_gateway_config(w3: Web3, gateway: str) -> GatewayConfig:
     functions = _gateway(w3, gateway).functions
-    with w3.batch_requests() as batch:
-        batch.add(functions.localChainId())
-        batch.add(functions.epoch())
-        batch.add(functions.threshold())
-        batch.add(functions.getValidators())
-        batch.add(functions.paused())
-        batch.add(functions.outboundNonce())
-        chain_id, epoch, threshold, validators, paused, nonce = cast(list[Any], batch.execute())
+    calls = [functions[name]() for name in _CONFIG_CALLS]
+    try:
+        with w3.batch_requests() as batch:
+            for call in calls:
+                batch.add(call)
+            values = cast(list[Any], batch.execute())
+    except (OSError, ContractLogicError):  # transport errors fail over; a revert is final
+        raise
+    except (Web3Exception, ValueError, TypeError, KeyError):
+        # A node or provider without JSON-RPC batches (some refuse them): one call each.
+        values = [call.call() for call in calls]
+    chain_id, epoch, threshold, validators, paused, nonce = values
     return GatewayConfig(
         address=to_checksum_address(gateway),
         chain_id=int(chain_id),
@@ -428,6 +477,24 @@ def set_rate_limit_calldata(limit: RateLimit) -> bytes:
     return _calldata("TokenBridge", "setRateLimit", args)
 
 
+def set_remote_bridge_calldata(remote_chain_id: int, remote_bridge: str) -> bytes:
+    """`TokenBridge.setRemoteBridge(chainId, bridge)` ABI-encoded."""
+    args = [remote_chain_id, to_checksum_address(remote_bridge)]
+    return _calldata("TokenBridge", "setRemoteBridge", args)
+
+
+def create_wrapped_calldata(spec: WrappedTokenSpec) -> bytes:
+    """`TokenBridge.createWrapped(homeChainId, homeToken, name, symbol, decimals)` encoded."""
+    home = to_checksum_address(spec.home_token)
+    args = [spec.home_chain_id, home, spec.name, spec.symbol, spec.decimals]
+    return _calldata("TokenBridge", "createWrapped", args)
+
+
+def _address_or_none(value: str) -> str | None:
+    address = to_checksum_address(value)
+    return None if int(address, 16) == 0 else address
+
+
 def return_to_sender_calldata(transfer: SignedMessage) -> bytes:
     """`TokenBridge.returnToSender(message, signatures)` ABI-encoded."""
     signatures = [bytes(sig) for sig in transfer.signatures]
@@ -441,16 +508,21 @@ def _gas_with_margin(estimate: int) -> int:
 def _revert_of(exc: ContractLogicError) -> str:
     """The decoded revert of a failed call or estimate: custom error, string or panic."""
     data: object = exc.data
-    if isinstance(data, dict):  # some nodes nest the revert data one level deeper
-        data = data.get("data")
+    if isinstance(data, dict):  # nested one level deeper: Hardhat as "data", Ganache "result"
+        data = data.get("data", data.get("result"))
     if isinstance(data, str) and data.startswith("0x"):
         return decode_revert(HexBytes(data))
     return exc.message or "reverted without a reason"
 
 
 def _estimate(w3: Web3, tx: TxParams, what: str) -> int:
+    """`eth_estimateGas` searching no higher than a transaction may use: the block's gas
+    limit and EIP-7825's cap. Hardhat 2 (EDR, Osaka rules) otherwise tries the block's gas
+    limit (30M) when an inner call fails, and refuses its own try as over the 2^24 cap."""
+    block_limit = int(w3.eth.get_block("latest")["gasLimit"])
+    bounded: TxParams = {**tx, "gas": min(block_limit, TX_GAS_CAP)}
     try:
-        return int(w3.eth.estimate_gas(tx))
+        return int(w3.eth.estimate_gas(bounded))
     except ContractLogicError as exc:
         reason = _revert_of(exc)
         raise SimulationError(f"{what} would revert: {reason}", reason=reason) from None
@@ -488,13 +560,49 @@ def _has_tx(w3: Web3, tx_hash: str) -> bool:
     return True
 
 
+def _sender_and_nonce(raw: bytes) -> tuple[str, int] | None:
+    """Who signed a raw transaction and its nonce; None when it does not decode."""
+    try:
+        sender = str(Account.recover_transaction(raw))
+        if raw[:1] and raw[0] <= 0x7F:  # typed (EIP-2718), e.g. EIP-1559
+            nonce = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
+        else:
+            nonce = int.from_bytes(rlp_decode(raw)[0], "big")
+    except Exception:  # not a transaction: the node says why when it is sent
+        return None
+    return sender, nonce
+
+
+def _refuse_replay(w3: Web3, raw: bytes, tx_hash: str) -> bool:
+    """Whether the node already holds this transaction (pending or mined), so it must not be
+    broadcast again; NonceTooLowError when its nonce is used by another one. Checked here, not
+    left to the node: Ganache 7 takes a used nonce, or the same transaction again, and mines
+    it once more."""
+    decoded = _sender_and_nonce(raw)
+    if decoded is None:
+        return False
+    if _has_tx(w3, tx_hash):
+        return True
+    sender, nonce = decoded
+    used = int(w3.eth.get_transaction_count(to_checksum_address(sender), "latest"))
+    if nonce < used:
+        raise NonceTooLowError(
+            f"transaction {tx_hash} not sent to {_endpoint_url(w3)}: nonce too low "
+            f"({sender} has mined nonces up to {used - 1}, this one is {nonce})"
+        )
+    return False
+
+
 def _send_raw(w3: Web3, raw: bytes, tx_hash: str) -> str:
     """Broadcast on one node; its refusals are final (no failover), transport errors are not.
 
-    A transaction the node already holds is not an error: pending ones are "already known"
-    (geth) or "transaction already imported" (anvil); a mined one is refused as "nonce too
-    low", so that answer is checked against the node's copy of this very transaction.
+    A transaction the node already holds is not an error, and is not sent again (see
+    `_refuse_replay`). If it arrives meanwhile, pending ones are "already known" (geth) or
+    "transaction already imported" (anvil); a mined one is refused as "nonce too low", so
+    that answer is checked against the node's copy of this very transaction.
     """
+    if _refuse_replay(w3, raw, tx_hash):
+        return tx_hash
     try:
         return _hex(w3.eth.send_raw_transaction(raw))
     except Web3RPCError as exc:
@@ -529,7 +637,7 @@ def _fee_quote(w3: Web3) -> FeeQuote:
 
 
 class EvmAdapter:
-    """A `ChainAdapter` and `BridgeOperator` for EVM chains over JSON-RPC (HTTP)."""
+    """A `ChainAdapter`, `BridgeOperator` and `BridgeAdmin` for EVM chains over JSON-RPC."""
 
     family: str = "evm"
 
@@ -913,3 +1021,65 @@ class EvmAdapter:
         data = return_to_sender_calldata(transfer)
         what = f"returnToSender on {br} with nonce {nonce}"
         return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    # -- BridgeAdmin ----------------------------------------------------------------------
+
+    def remote_bridge(self, bridge: str, remote_chain_id: int) -> str | None:
+        br = to_checksum_address(bridge)
+        return self._call(
+            f"remoteBridge({remote_chain_id}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.remoteBridge(remote_chain_id).call()
+            ),
+        )
+
+    def wrapped_token(self, bridge: str, home_chain_id: int, home_token: str) -> str | None:
+        br, home = to_checksum_address(bridge), to_checksum_address(home_token)
+        return self._call(
+            f"wrappedToken({home_chain_id}, {home}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.wrappedToken(home_chain_id, home).call()
+            ),
+        )
+
+    def simulate_set_remote_bridge(
+        self, bridge: str, remote_chain_id: int, remote_bridge: str, sender: str
+    ) -> int:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        return self._simulate(br, data, sender, f"setRemoteBridge({remote_chain_id}) on {br}")
+
+    def sign_set_remote_bridge(
+        self,
+        bridge: str,
+        remote_chain_id: int,
+        remote_bridge: str,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        what = f"setRemoteBridge({remote_chain_id}) on {br} with nonce {nonce}"
+        return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    def simulate_create_wrapped(self, bridge: str, spec: WrappedTokenSpec, sender: str) -> int:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br}"
+        return self._simulate(br, create_wrapped_calldata(spec), sender, what)
+
+    def sign_create_wrapped(
+        self,
+        bridge: str,
+        spec: WrappedTokenSpec,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br} nonce {nonce}"
+        return self._sign_call(
+            br, create_wrapped_calldata(spec), private_key, nonce, fee, gas, what
+        )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from hub.api.deps import AdminDep, OperatorDep, PolicyDep, SessionDep, SettingsDep, commit
 from hub.api.errors import BODY, WRITE, refusals
-from hub.api.schemas import AssetCreate, AssetOut, AssetPatch, SupplyOut
+from hub.api.schemas import AssetCreate, AssetOut, AssetPatch, DeploymentCreate, JoinOut, SupplyOut
+from hub.domain.errors import CheckFailedError
 from hub.services import assets as svc
+from hub.services import joining
 from hub.services.chains import chain_adapter
 from hub.services.relay.supply import check_asset
 
@@ -31,6 +33,49 @@ def register_asset(
     asset = svc.register_asset(session, spec, principal.actor, settings.rpc_timeout, policy)
     commit(session)
     return AssetOut.of(asset)
+
+
+@router.post(
+    "/{symbol}/deployments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JoinOut,
+    responses={
+        200: {"model": JoinOut, "description": "The chain had joined already: nothing to do"},
+        **refusals(404, *WRITE, BODY, 502),
+    },
+)
+def join_chain(
+    symbol: str,
+    body: DeploymentCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    policy: PolicyDep,
+    principal: AdminDep,
+) -> JoinOut:
+    """Join a registered chain to the asset in one step: its bridge creates the wrapped token
+    (with the hub's deployer key, HUB_DEPLOYER_KEY), the bridges of every chain of the asset
+    trust each other, routes are added and the deployment is recorded. Each step reads the
+    chain first, so calling it again after a failure (502) finishes the job and never creates
+    a second token."""
+    if settings.deployer_key is None:
+        raise CheckFailedError(
+            "the hub has no deployer key: set HUB_DEPLOYER_KEY to the key that owns the "
+            "chains' token bridges"
+        )
+    key = settings.deployer_key.get_secret_value()
+    report = joining.join_asset(
+        session,
+        symbol,
+        body.chain,
+        key,
+        principal.actor,
+        lambda chain: chain_adapter(chain, settings.rpc_timeout, policy),
+    )
+    commit(session)
+    if not report.recorded:
+        response.status_code = status.HTTP_200_OK
+    return JoinOut.of(report)
 
 
 @router.get("", response_model=list[AssetOut])
