@@ -120,7 +120,7 @@ def islands_stack(
         upgrade(db_url)
         engine = make_engine(db_url)
         with transaction(make_sessionmaker(engine)) as session:
-            register_devnet(session, registered, "test", NetworkPolicy(), 30.0)
+            register_devnet(session, registered, "test", NetworkPolicy(allow_private=True), 30.0)
         engine.dispose()
         api, url = start_api(db_url, log_dir / "api.log", **RELAY_ENV, **ISLANDS_ENV)
         s = IslandsStack(doc=watched, api=url, db_url=db_url, redis_url=redis_url, log_dir=log_dir)
