@@ -63,6 +63,7 @@ from adapters.base import (
     SignedTx,
     SimulationError,
     UnderpricedError,
+    report_rpc,
 )
 from adapters.evm.contracts import abi, decode_revert
 
@@ -536,17 +537,23 @@ class EvmAdapter:
 
     def _attempt(self, endpoint: _Endpoint, what: str, fn: Callable[[Web3], T]) -> T:
         """One call on one endpoint; a revert is final, other errors fail the endpoint."""
+        started, outcome = time.monotonic(), "error"
         try:
             result = fn(endpoint.web3())
+            outcome = "ok"
         except AdapterError:
+            outcome = "refused"  # the node answered, and said no (a revert, a used nonce)
             raise
         except (ContractLogicError, BadFunctionCallOutput) as exc:
+            outcome = "reverted"
             raise AdapterError(f"{what} failed on {endpoint.url}: {_describe(exc)}") from None
         except Web3RPCError as exc:  # the node answered with an error: no cool-down
             raise _EndpointFailureError(_describe(exc)) from exc
         except (OSError, Web3Exception, ValueError) as exc:
             self._mark(endpoint, healthy=False)
             raise _EndpointFailureError(_describe(exc)) from exc
+        finally:
+            report_rpc(endpoint.url, time.monotonic() - started, outcome)
         self._mark(endpoint, healthy=True)
         return result
 
