@@ -148,6 +148,8 @@ async def _stream(
     yield "retry: 1000\n: connected\n\n"
     for frame in await run_in_threadpool(viewer.start, backlog, resume):
         yield frame
+    assert viewer.cursor is not None
+    yield f"id: {viewer.cursor.last}\n\n"  # where a reconnecting client resumes
     started = quiet_since = time.monotonic()
     while time.monotonic() - started < FEED_MAX_SECONDS:
         if await request.is_disconnected():
