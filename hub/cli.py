@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
+from hub import cli_ops
 from hub.settings import Settings
 
 app = typer.Typer(help="Islands Hub: a cross-chain interoperability hub.", no_args_is_help=True)
@@ -297,6 +298,13 @@ def db_upgrade(revision: str = "head") -> None:
 
     upgrade(Settings().database_url, revision)
     typer.echo("database is at " + revision, err=True)
+
+
+# Operators' and users' commands, all through the API (hub.client).
+app.command()(cli_ops.status)
+app.command()(cli_ops.transfer)
+app.add_typer(cli_ops.messages_app, name="messages")
+app.add_typer(cli_ops.validator_app, name="validator")
 
 
 def main() -> None:
