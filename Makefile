@@ -4,7 +4,7 @@ UV := .tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup services run test test-unit lint contracts devnet clean
+.PHONY: setup services browser run test test-unit lint contracts web devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -39,6 +39,11 @@ lint: setup
 
 contracts: node_modules/.installed
 	node adapters/evm/build.mjs
+
+# The dashboard: web/ (TypeScript, Vite from npm) built into hub/web, which is committed and
+# served by the API; a test fails when it is stale.
+web: node_modules/.installed
+	npm run --silent web
 
 devnet: setup
 	$(BIN)/islands devnet up
