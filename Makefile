@@ -23,10 +23,13 @@ node_modules/.installed: package.json package-lock.json
 services:
 	scripts/services.sh
 
+browser:
+	scripts/browser.sh
+
 run: setup
 	$(BIN)/islands up
 
-test: setup services
+test: setup services browser
 	$(BIN)/pytest
 
 test-unit: setup
