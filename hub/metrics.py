@@ -185,14 +185,16 @@ def install() -> None:
     global _installed  # noqa: PLW0603 - once per process
     if _installed:
         return
-    event.listen(Session, "after_flush", _collect)
+    # Before the flush: the rows a flush writes are all in hand (after it, the session keeps
+    # only weak references to rows it wrote).
+    event.listen(Session, "before_flush", _collect)
     event.listen(Session, "after_commit", _publish)
     event.listen(Session, "after_rollback", _drop)
     observe_rpc(_rpc)
     _installed = True
 
 
-def _collect(session: Session, _context: Any) -> None:
+def _collect(session: Session, _context: Any, _instances: Any = None) -> None:
     pending: list[Callable[[], None]] = session.info.setdefault(_PENDING, [])
     for obj in session.new:
         if isinstance(obj, MessageEvent):
@@ -217,14 +219,28 @@ def _entered(session: Session, entry: MessageEvent) -> list[Callable[[], None]]:
     found: list[Callable[[], None]] = [counter.inc]
     if entry.state != MessageState.DELIVERED:
         return found
-    message = session.identity_map.get(identity_key(Message, entry.message_id))
-    if isinstance(message, Message) and message.created_at is not None:
+    row = _route_and_birth(session, entry.message_id)
+    if row is not None:
+        src_chain_id, dst_chain_id, created_at = row
         at: datetime = entry.at or utcnow()
-        seconds = max(0.0, (at - message.created_at).total_seconds())
-        src, dst = _name(session, message.src_chain_id), _name(session, message.dst_chain_id)
+        seconds = max(0.0, (at - _aware(created_at)).total_seconds())
+        src, dst = _name(session, src_chain_id), _name(session, dst_chain_id)
         histogram = RELAY_LATENCY.labels(src, dst)
         found.append(lambda: histogram.observe(seconds))
     return found
+
+
+def _route_and_birth(session: Session, message_id: str) -> tuple[int, int, datetime] | None:
+    """The message's chains and when the hub recorded it (the session may no longer hold
+    the row: it keeps rows it already wrote only weakly)."""
+    message = session.identity_map.get(identity_key(Message, message_id))
+    if isinstance(message, Message):
+        return message.src_chain_id, message.dst_chain_id, message.created_at
+    query = select(Message.src_chain_id, Message.dst_chain_id, Message.created_at).where(
+        Message.id == message_id
+    )
+    row = session.connection().execute(query).first()
+    return None if row is None else (int(row[0]), int(row[1]), row[2])
 
 
 def _name(session: Session, chain_id: int) -> str:

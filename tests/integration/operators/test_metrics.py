@@ -1,0 +1,142 @@
+"""Prometheus metrics from every process of the distributed hub, scraped with
+prometheus_client's parser and checked against the database: what the processes counted
+adds up to what the database holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from adapters.evm.demo import bridge, send_message
+from tests.integration.operators.conftest import Ops, user_key
+from tests.integration.relay.stack import wait_for
+
+ITT = 10**18
+WAITING = ("observed", "finalized", "attested", "submitted", "failed")
+DB_WRITERS = ("api", "relay", "validator-1")  # the outside validator writes nothing
+
+
+def scrape(url: str) -> list[Sample]:
+    text = httpx.get(url, timeout=10).text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def total(samples: Iterable[Sample], name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def by_label(samples: Iterable[Sample], name: str, label: str) -> Counter[str]:
+    found: Counter[str] = Counter()
+    for s in samples:
+        if s.name == name:
+            found[s.labels[label]] += int(s.value)
+    return found
+
+
+def quiet(ops: Ops) -> bool:
+    waiting = ops.sql(
+        "SELECT count(*) FROM messages WHERE state IN ('observed', 'finalized', 'attested', "
+        "'submitted', 'failed')"
+    )[0][0]
+    open_txs = ops.sql("SELECT count(*) FROM deliveries WHERE status IN ('pending', 'superseded')")
+    return waiting == 0 and open_txs[0][0] == 0
+
+
+def test_metrics_of_every_process_add_up_to_the_database(ops: Ops) -> None:
+    client = ops.client()
+    sent = [
+        bridge(ops.doc, "alpha", "beta", 1 * ITT, user_key(ops)),
+        bridge(ops.doc, "alpha", "gamma", 2 * ITT, user_key(ops)),
+        send_message(ops.doc, "beta", "gamma", b"hello metrics", user_key(ops)),
+    ]
+    for item in sent:
+        assert client.wait_for(item.message_id, timeout=90).state == "delivered"
+    wait_for("no message waiting and no delivery open", lambda: quiet(ops), timeout=60)
+
+    scraped = {name: scrape(url) for name, url in ops.metrics.items()}
+    api, relay = scraped["api"], scraped["relay"]
+
+    # The API reads the registry: messages by state and route, as the database has them.
+    rows = ops.sql(
+        "SELECT m.state, s.name, d.name, count(*) FROM messages m "
+        "JOIN chains s ON s.chain_id = m.src_chain_id JOIN chains d ON d.chain_id = m.dst_chain_id "
+        "GROUP BY 1, 2, 3"
+    )
+    assert rows
+    for state, src, dst, count in rows:
+        assert total(api, "islands_messages", state=state, src=src, dst=dst) == count
+    assert total(api, "islands_messages") == sum(r[3] for r in rows)
+    for state in WAITING:
+        assert total(api, "islands_oldest_message_age_seconds", state=state) == 0
+
+    # Every state change the database records was counted by the process that committed it.
+    events = dict(ops.sql("SELECT state, count(*) FROM message_events GROUP BY state"))
+    counted: Counter[str] = Counter()
+    for name in DB_WRITERS:
+        counted += by_label(scraped[name], "islands_message_transitions_total", "state")
+    assert dict(counted) == events
+
+    # Each delivered message's latency was observed once.
+    delivered = events["delivered"]
+    latency = sum(total(scraped[n], "islands_relay_latency_seconds_count") for n in DB_WRITERS)
+    assert latency == delivered >= 3
+
+    # Delivery transactions: every row sent, and every one mined.
+    txs = dict(ops.sql("SELECT status, count(*) FROM deliveries GROUP BY status"))
+    assert total(relay, "islands_delivery_transactions_total", outcome="sent") == sum(txs.values())
+    assert total(relay, "islands_delivery_transactions_total", outcome="mined") == txs["mined"]
+
+    # Signatures: each validator made exactly the ones the hub stored for it.
+    stored = dict(ops.sql("SELECT validator, count(*) FROM attestations GROUP BY validator"))
+    v1, v2 = ops.account("validator", 0)["address"], ops.account("validator", 1)["address"]
+    signed_v1 = total(scraped["validator-1"], "islands_attestations_signed_total", validator=v1)
+    assert signed_v1 == stored[v1]
+    signed_v2 = total(scraped["validator-2"], "islands_attestations_signed_total", validator=v2)
+    assert signed_v2 == stored[v2]
+    recorded: Counter[str] = Counter()
+    for name in DB_WRITERS:
+        recorded += by_label(scraped[name], "islands_attestations_recorded_total", "validator")
+    assert dict(recorded) == stored
+
+    # Chains: heads as the relay worker's scans read them, at or past the hub's cursors.
+    cursors = dict(
+        ops.sql("SELECT c.name, k.block_number FROM cursors k JOIN chains c ON c.id = k.chain_id")
+    )
+    for chain, cursor in cursors.items():
+        assert total(relay, "islands_chain_head_block", chain=chain) >= cursor
+        assert total(api, "islands_chain_cursor_block", chain=chain) == cursor
+        assert total(relay, "islands_chain_cursor_lag_blocks", chain=chain) >= 0
+    # The supply watch: ITT balanced, every chain read.
+    assert total(relay, "islands_supply_balanced", asset="ITT") == 1
+    assert total(relay, "islands_supply_surplus", asset="ITT") == 0
+    # RPC calls per endpoint (host and port only), from the workers and the outside validator.
+    for name in ("relay", "validator-1", "validator-2"):
+        endpoints = {
+            s.labels["endpoint"] for s in scraped[name] if s.name == "islands_rpc_requests_total"
+        }
+        assert {f"http://127.0.0.1:{c['port']}" for c in ops.doc["chains"]} <= endpoints, name
+    # Relayer balances per chain.
+    relayer = ops.account("relayer")["address"]
+    for chain in cursors:
+        assert total(relay, "islands_relayer_balance_wei", chain=chain, relayer=relayer) > 0
+    assert total(relay, "islands_step_seconds_count", step="deliver") > 0
+
+
+def test_the_prefork_worker_adds_up_its_processes(ops: Ops) -> None:
+    """The relay worker runs two pool processes; each writes its own files (multiprocess
+    mode) and the worker's /metrics adds them up."""
+    files = [p.name for p in ops.multiproc_dir.glob("counter_*.db")]
+    pids = {name.removeprefix("counter_").removesuffix(".db") for name in files}
+    assert len(pids) >= 2, files
+    relay = scrape(ops.metrics["relay"])
+    steps = total(relay, "islands_step_seconds_count")
+    assert steps > 0
+    assert all(s.labels.get("pid") is None for s in relay if s.name.endswith("_total"))
