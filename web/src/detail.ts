@@ -79,7 +79,8 @@ export function renderResults(found: SearchResult, open: (id: string) => void): 
   if (found.messages.length === 0) {
     return el("p", { class: "nothing" }, `Nothing found for ${found.query}.`);
   }
-  if (found.messages.length === 1) return renderMessage(found.messages[0]);
+  // A message id or a transaction names one message; an address may name many: a list.
+  if (found.messages.length === 1 && found.kind !== "address") return renderMessage(found.messages[0]);
   const items = found.messages.map((m) => {
     const row = el(
       "li",

@@ -62,7 +62,7 @@ export class Feed {
       badge(e.state),
       el("code", { class: "id" }, short(e.message_id)),
       el("span", { class: "route" }, `${e.src_chain ?? "?"} → ${e.dst_chain ?? "?"}`),
-      el("span", { class: "what" }, what),
+      el("span", { class: "what", title: what }, what),
     );
     row.addEventListener("click", () => this.open(e.message_id));
     return row;

@@ -64,7 +64,7 @@ async function runSearch(query: string): Promise<void> {
   if (!q) return;
   try {
     const found = await get<SearchResult>(`/v1/search?q=${encodeURIComponent(q)}`);
-    shown = found.messages.length === 1 ? found.messages[0].id : null;
+    shown = found.messages.length === 1 && found.kind !== "address" ? found.messages[0].id : null;
     showPanel(renderResults(found, (id) => void openMessage(id)));
   } catch (error) {
     shown = null;
