@@ -145,9 +145,13 @@ def devnet_deploy(
     if not dev_keys:
         _refuse_public_roles(key, roles)
     try:
-        deployment = devnet.deploy_contracts(rpc, key, validators, threshold, guardian=guardian)
-        if owner is not None and owner.lower() != deployment.owner.lower():
-            deployment = devnet.transfer_ownership(rpc, key, deployment, owner)
+        with cli_ops.steps("deploy", 4 if owner else 3) as step:
+            deployment = devnet.deploy_contracts(
+                rpc, key, validators, threshold, guardian=guardian, on_step=step
+            )
+            if owner is not None and owner.lower() != deployment.owner.lower():
+                step("transfer ownership (two steps)")
+                deployment = devnet.transfer_ownership(rpc, key, deployment, owner)
     except Exception as exc:  # shown as a message, never a traceback
         raise fail(f"could not deploy to {rpc}: {exc}") from None
     validator_set = {"validators": list(validators), "threshold": threshold}
@@ -305,6 +309,7 @@ app.command()(cli_ops.status)
 app.command()(cli_ops.transfer)
 app.add_typer(cli_ops.messages_app, name="messages")
 app.add_typer(cli_ops.validator_app, name="validator")
+devnet_app.command("attach")(cli_ops.devnet_attach)
 
 
 def main() -> None:

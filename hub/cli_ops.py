@@ -334,3 +334,108 @@ def validator_run(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with suppress(KeyboardInterrupt):
             validator.run(stop, every)
+
+
+# -- progress on long work -------------------------------------------------------------------
+
+
+@contextmanager
+def steps(title: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on stderr (stdout stays for the command's answer); yields a function
+    that marks the start of each step."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err(), transient=False) as progress:
+        task = progress.add_task(title, total=total)
+        started = False
+
+        def step(what: str) -> None:
+            nonlocal started
+            if started:
+                progress.advance(task)
+            started = True
+            progress.update(task, description=f"{title}: {what}")
+
+        yield step
+        progress.update(task, completed=total, description=f"{title}: done")
+
+
+# -- islands devnet attach -------------------------------------------------------------------
+
+
+def devnet_attach(
+    rpc: Annotated[list[str], typer.Option(help="RPC URL of a chain; repeat (anvil, dev keys)")],
+    name: Annotated[
+        list[str] | None, typer.Option(help="Its name; repeat, in the same order")
+    ] = None,
+    state_dir: Annotated[Path, typer.Option(help="Where devnet.json and validator.json go")] = Path(
+        ".state"
+    ),
+    register: Annotated[
+        bool, typer.Option(help="Register chains, routes and ITT with the hub (admin token)")
+    ] = False,
+    api: Api = DEFAULT_API,
+) -> None:
+    """Deploy and wire the hub's contracts on chains someone else runs (anvil with its public
+    dev accounts: throwaway chains only), write DIR/devnet.json and the validators' own
+    DIR/validator.json; with --register, register them with the hub over its API (the admin
+    token from HUB_ADMIN_TOKEN). Run again, it deploys and registers nothing twice."""
+    from adapters.evm import devnet
+    from hub.cli import write_validator_config
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    total = 3 * len(rpc) + 1
+    try:
+        with steps("devnet", total) as step:
+            doc = devnet.attach(rpc, state_dir, names=name, on_step=step)
+    except Exception as exc:  # a chain's refusal, shown as a message
+        raise fail(f"could not deploy: {exc}") from None
+    config = write_validator_config(doc, state_dir)
+    err().print(f"devnet: {state_dir / 'devnet.json'}; validators' own view: {config}")
+    if register:
+        token = os.environ.get("HUB_ADMIN_TOKEN", "").strip()
+        if not token:
+            raise fail("--register needs the admin token in HUB_ADMIN_TOKEN")
+        with hub_client(api, token) as hub:
+            added = register_devnet(hub, doc)
+        err().print(f"registered with {api}: {', '.join(added) or 'nothing new'}")
+
+
+def register_devnet(hub: HubClient, doc: dict[str, Any]) -> list[str]:
+    """Chains, a route between every pair and the ITT asset, over the API; what the hub has
+    already (409) is left alone. Returns what this call added."""
+    from hub.api.schemas import AssetCreate, ChainCreate
+
+    added: list[str] = []
+    for chain in doc["chains"]:
+        body = ChainCreate(
+            name=chain["name"],
+            chain_id=chain["chain_id"],
+            rpc_urls=[chain["rpc_url"]],
+            finality=chain["finality"],
+            gateway_address=chain["gateway"],
+            bridge_address=chain["bridge"],
+        )
+        _unless_there(added, f"chain {chain['name']}", lambda b=body: hub.register_chain(b))
+    names = [c["name"] for c in doc["chains"]]
+    for src in names:
+        for dst in (n for n in names if n != src):
+            _unless_there(added, f"route {src}->{dst}", lambda s=src, d=dst: hub.create_route(s, d))
+    asset = doc["asset"]
+    body_a = AssetCreate(
+        symbol=asset["symbol"],
+        home_chain=asset["home_chain"],
+        home_token=asset["home_token"],
+        deployments=dict(asset["deployments"]),
+    )
+    _unless_there(added, f"asset {asset['symbol']}", lambda: hub.register_asset(body_a))
+    return added
+
+
+def _unless_there(added: list[str], what: str, create: Any) -> None:
+    try:
+        create()
+    except HubApiError as exc:
+        if exc.status != 409:
+            raise
+        return
+    added.append(what)
