@@ -66,10 +66,27 @@ def up(
 
 @app.command()
 def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the REST API (distributed form: run several, behind a balancer)."""
+    """Serve the REST API (distributed form: run several, behind a balancer). With several
+    workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory: /metrics adds them up."""
     import uvicorn
 
-    uvicorn.run("hub.api.main:app", host=host, port=port, workers=workers, log_level="info")
+    from hub.logs import configure
+
+    configure(Settings().log_level)  # uvicorn's own events as JSON too
+    uvicorn.run(
+        "hub.api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=None,
+        access_log=False,  # the API logs each write and refusal itself, as JSON
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+
+
+# Open feed streams end within this when the server stops (they never end by themselves).
+GRACEFUL_SECONDS = 5
 
 
 @devnet_app.command("up")
