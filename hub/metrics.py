@@ -1,4 +1,5 @@
-"""Prometheus metrics: what each hub process counts, and what the database says.
+"""Prometheus metrics: what each hub process counts, and what the database says (and the log
+event of each committed state change).
 
 Two kinds, one `/metrics` page per process that serves them:
 - process metrics, updated by the process that does the work: state changes it committed,
@@ -16,6 +17,7 @@ the counters of all processes together agree with the database.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -53,6 +55,9 @@ from hub.db.models import (
     utcnow,
 )
 from hub.domain.states import MessageState
+
+# Each committed state change, one event a line with its message id (hub.logs writes JSON).
+state_log = logging.getLogger("hub.messages")
 
 # -- process metrics ----------------------------------------------------------------------
 
@@ -216,7 +221,8 @@ def _collect(session: Session, _context: Any, _instances: Any = None) -> None:
 
 def _entered(session: Session, entry: MessageEvent) -> list[Callable[[], None]]:
     counter = TRANSITIONS.labels(entry.state)
-    found: list[Callable[[], None]] = [counter.inc]
+    fields = {"message_id": entry.message_id, "state": entry.state, "detail": entry.detail}
+    found: list[Callable[[], None]] = [counter.inc, lambda: state_log.info("state", extra=fields)]
     if entry.state != MessageState.DELIVERED:
         return found
     row = _route_and_birth(session, entry.message_id)

@@ -87,6 +87,10 @@ def hub_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+# Importing the app takes seconds, more on a machine busy with other test runs.
+API_START_SECONDS = 90
+
+
 def start_api(
     database_url: str, log_path: Path, **extra_env: str
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -97,7 +101,7 @@ def start_api(
         cmd, cwd=ROOT, env=hub_env(database_url, **extra_env), stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + API_START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the API exited early: {log_path.read_text()}")
@@ -107,7 +111,7 @@ def start_api(
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"the API did not answer in 30 s: {log_path.read_text()}")
+    raise RuntimeError(f"the API did not answer in {API_START_SECONDS} s: {log_path.read_text()}")
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,11 @@ adds up to what the database holds."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -140,3 +143,32 @@ def test_the_prefork_worker_adds_up_its_processes(ops: Ops) -> None:
     steps = total(relay, "islands_step_seconds_count")
     assert steps > 0
     assert all(s.labels.get("pid") is None for s in relay if s.name.endswith("_total"))
+
+
+def json_events(path: Path) -> list[dict[str, Any]]:
+    """The JSON events of a process's log (Celery's own banner lines are not the hub's)."""
+    found = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found
+
+
+def test_logs_are_json_events_carrying_the_message_id(ops: Ops) -> None:
+    sent = send_message(ops.doc, "gamma", "beta", b"hello logs", user_key(ops))
+    assert ops.client().wait_for(sent.message_id, timeout=90).state == "delivered"
+    logs = ops.stack.log_dir
+    relay = json_events(logs / "relay.log")
+    ours = [e for e in relay if e.get("message_id") == sent.message_id and e["event"] == "state"]
+    assert {e["state"] for e in ours} >= {"observed", "finalized", "submitted", "delivered"}
+    assert all({"ts", "level", "logger"} <= set(e) for e in ours)
+    sent_events = [e for e in relay if e["event"] == "delivery sent"]
+    assert any(sent.message_id in e["message_ids"] for e in sent_events)
+    # The API: the outside validator's signature, posted over HTTP, logged with the message id.
+    api = json_events(logs / "api.log")
+    posts = [e for e in api if e["event"] == "request" and e.get("message_id") == sent.message_id]
+    assert any(
+        e["route"] == "/v1/messages/{message_id}/attestations" and e["status"] == 201 for e in posts
+    )
+    validator = json_events(logs / "validator-2.log")
+    assert any(e["event"] == "attested" and e["message_id"] == sent.message_id for e in validator)
