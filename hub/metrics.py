@@ -221,7 +221,7 @@ def _collect(session: Session, _context: Any, _instances: Any = None) -> None:
 
 def _entered(session: Session, entry: MessageEvent) -> list[Callable[[], None]]:
     counter = TRANSITIONS.labels(entry.state)
-    fields = {"message_id": entry.message_id, "state": entry.state, "detail": entry.detail}
+    fields = {"message_id": _message_id(entry), "state": entry.state, "detail": entry.detail}
     found: list[Callable[[], None]] = [counter.inc, lambda: state_log.info("state", extra=fields)]
     if entry.state != MessageState.DELIVERED:
         return found
@@ -234,6 +234,15 @@ def _entered(session: Session, entry: MessageEvent) -> list[Callable[[], None]]:
         histogram = RELAY_LATENCY.labels(src, dst)
         found.append(lambda: histogram.observe(seconds))
     return found
+
+
+def _message_id(entry: MessageEvent) -> str | None:
+    """The event's message id; a new message's first event knows only its message object
+    until the flush (read from memory: no query inside a flush)."""
+    if entry.message_id is not None:
+        return entry.message_id
+    message = entry.__dict__.get("message")
+    return message.id if isinstance(message, Message) else None
 
 
 def _route_and_birth(session: Session, message_id: str) -> tuple[int, int, datetime] | None:
