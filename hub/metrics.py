@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -471,14 +470,3 @@ def process_exited(pid: int) -> None:
     """A child is gone: its live gauges go; its counters stay (they happened)."""
     if multiprocess():
         mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
-class Timer:
-    """Seconds since it was made."""
-
-    def __init__(self) -> None:
-        self._started = time.monotonic()
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self._started
