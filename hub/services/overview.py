@@ -211,17 +211,22 @@ class FeedCursor:
     def poll(
         self, session: Session, where: FeedFilter, limit: int = 200
     ) -> list[tuple[MessageEvent, Message]]:
-        """Events not sent yet, oldest first, with their message."""
+        """Events not sent yet, oldest first, with their message. The ids of the window are
+        read first (from the primary key alone); full rows only for those not sent."""
+        low = max(0, self.last - FEED_LOOKBACK)
+        window = session.scalars(select(MessageEvent.id).where(MessageEvent.id > low))
+        fresh = sorted(set(window) - self._sent)[:limit]
+        if not fresh:
+            return []
         query = _filtered(
             select(MessageEvent, Message)
             .join(Message, Message.id == MessageEvent.message_id)
-            .where(MessageEvent.id > max(0, self.last - FEED_LOOKBACK))
+            .where(MessageEvent.id.in_(fresh))
             .order_by(MessageEvent.id),
             where,
         )
-        rows = [(e, m) for e, m in session.execute(query).tuples() if e.id not in self._sent]
-        rows = rows[:limit]
-        self.skip([e.id for e, _ in rows])
+        rows = [(e, m) for e, m in session.execute(query)]
+        self.skip(fresh)  # those the filter left out are as good as sent
         return rows
 
     def skip(self, ids: Iterable[int]) -> None:
@@ -252,5 +257,5 @@ def recent_events(
     query = _filtered(
         select(MessageEvent, Message).join(Message, Message.id == MessageEvent.message_id), where
     )
-    rows = list(session.execute(query.order_by(MessageEvent.id.desc()).limit(count)).tuples())
+    rows = [(e, m) for e, m in session.execute(query.order_by(MessageEvent.id.desc()).limit(count))]
     return rows[::-1]
