@@ -41,6 +41,11 @@ def report_rpc(url: str, seconds: float, outcome: str) -> None:
             observer(url, seconds, outcome)
 
 
+# Asked at every connection, for every address the host resolved to: (host, address) ->
+# why the adapter must not connect there, or None. The hub passes its network policy.
+AddressGuard = Callable[[str, str], str | None]
+
+
 class AdapterError(Exception):
     """A chain could not answer; the message says which endpoint and why."""
 
@@ -396,10 +401,68 @@ class BridgeOperator(Protocol):
     ) -> SignedTx: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrappedTokenSpec:
+    """A wrapped copy of a home chain's token, as a token bridge creates it."""
+
+    home_chain_id: int
+    home_token: str
+    name: str
+    symbol: str
+    decimals: int
+
+
+@runtime_checkable
+class BridgeAdmin(Protocol):
+    """What joining a chain to an asset needs from a token bridge, under its owner's key:
+    read and set which bridge it trusts for a remote chain, read and create the wrapped copy
+    of a home token. Reads come first, so that a join run twice never acts twice; signing
+    sends nothing (the bytes go out through `Deliverer.send_raw`)."""
+
+    def remote_bridge(self, bridge: str, remote_chain_id: int) -> str | None:
+        """The bridge trusted for messages from `remote_chain_id`; None when there is none."""
+        ...
+
+    def wrapped_token(self, bridge: str, home_chain_id: int, home_token: str) -> str | None:
+        """The wrapped copy of a home token this bridge created; None when there is none."""
+        ...
+
+    def simulate_set_remote_bridge(
+        self, bridge: str, remote_chain_id: int, remote_bridge: str, sender: str
+    ) -> int: ...
+
+    def sign_set_remote_bridge(
+        self,
+        bridge: str,
+        remote_chain_id: int,
+        remote_bridge: str,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx: ...
+
+    def simulate_create_wrapped(self, bridge: str, spec: WrappedTokenSpec, sender: str) -> int: ...
+
+    def sign_create_wrapped(
+        self,
+        bridge: str,
+        spec: WrappedTokenSpec,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx: ...
+
+
 @runtime_checkable
 class ChainAdapter(ChainReader, OutboxReader, Deliverer, Protocol):
     """All a relayer needs from one chain. A family's adapter class is built as
-    `Adapter(rpc_urls, timeout=...)`."""
+    `Adapter(rpc_urls, timeout=..., shown_urls=..., address_guard=...)`: it connects to
+    `rpc_urls` (which may carry keys), and its errors, logs and `rpc_urls` attribute name only
+    the `shown_urls` (the redacted forms) and never the parts of a URL they hide; with an
+    `address_guard`, it asks the guard at every connection and connects only to an address
+    the guard allowed, and it never follows a redirect."""
 
     family: str
     rpc_urls: Sequence[str]

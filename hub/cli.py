@@ -17,7 +17,7 @@ import typer
 from pydantic import SecretStr
 
 from hub import cli_ops
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Islands Hub: a cross-chain interoperability hub.", no_args_is_help=True)
 devnet_app = typer.Typer(help="Local anvil chains with the hub's contracts.", no_args_is_help=True)
@@ -35,6 +35,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def up(
     chains: Annotated[int, typer.Option(min=0, max=9, help="Local anvil chains; 0 for none")] = 3,
@@ -45,12 +52,14 @@ def up(
     port: int = 8000,
 ) -> None:
     """Run the hub in one process: local chains, the API on SQLite, registered and routed."""
+    settings = _settings()
     from hub import embedded
 
-    settings = Settings()
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    token = token or secrets.token_urlsafe(24)
-    settings = settings.model_copy(update={"admin_token": SecretStr(token), "state_dir": state_dir})
+    token = settings.admin_token or SecretStr(secrets.token_urlsafe(32))
+    update: dict[str, Any] = {"admin_token": token, "state_dir": state_dir}
+    if chains and "rpc_allow_private" not in settings.model_fields_set:
+        update["rpc_allow_private"] = True  # the local chains are on loopback
+    settings = settings.model_copy(update=update)
     try:
         embedded.run(
             settings,
@@ -72,7 +81,8 @@ def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
 
     from hub.logs import configure
 
-    configure(Settings().log_level)  # uvicorn's own events as JSON too
+    settings = _settings()  # refuse to start with bad settings, before any worker starts
+    configure(settings.log_level)  # uvicorn's own events as JSON too
     uvicorn.run(
         "hub.api.main:app",
         host=host,
@@ -95,19 +105,34 @@ def devnet_up(
     base_port: Annotated[int, typer.Option(min=1024, max=65000)] = 8545,
     state_dir: StateDir = Path(".state"),
     block_time: float = 1.0,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The node of each chain: anvil, hardhat, ganache or geth; repeat (replaces "
+            "--chains); geth takes whole seconds of block time"
+        ),
+    ] = None,
 ) -> None:
-    """Start N anvil chains, deploy and wire the contracts, write DIR/devnet.json; Ctrl-C stops."""
+    """Start N chains (anvil, or the --node given for each), deploy and wire the contracts,
+    write DIR/devnet.json; Ctrl-C stops."""
     from adapters.evm import devnet
+    from adapters.evm.nodes import NodeKind
 
+    kinds = [NodeKind.ANVIL] * chains
     try:
-        net = devnet.up(chains, base_port, state_dir, block_time=block_time)
+        kinds = [NodeKind(n) for n in node] if node else kinds
+    except ValueError:
+        raise fail(f"--node must be one of {', '.join(k.value for k in NodeKind)}") from None
+    specs = [devnet.IslandSpec(kind, block_time) for kind in kinds]
+    try:
+        net = devnet.up_islands(specs, base_port, state_dir)
     except Exception as exc:  # the devnet reports failures as plain messages
         raise fail(str(exc)) from None
     config = write_validator_config(net.to_json(), state_dir)
-    typer.echo(f"devnet of {chains} chains is up; description: {net.json_path}")
+    typer.echo(f"devnet of {len(specs)} chains is up; description: {net.json_path}")
     typer.echo(f"validators' own view of these chains (HUB_VALIDATOR_CONFIG): {config}")
     try:
-        while all(c.node is None or c.node.running for c in net.chains):
+        while all(c.node is None or c.node.running() for c in net.chains):
             time.sleep(0.5)
         typer.secho("an anvil process exited; stopping the devnet", err=True)
     except KeyboardInterrupt:
@@ -291,6 +316,42 @@ def devnet_send(
     _as_user(devnet_file, lambda doc, key: send_message(doc, src, dst, text.encode(), key))
 
 
+@app.command()
+def connect(
+    chain: Annotated[str, typer.Option(help="A registered chain to join to the asset")],
+    asset: Annotated[str, typer.Option(help="The asset's symbol, e.g. ITT")],
+) -> None:
+    """Join a registered chain to an asset in one step, as POST /v1/assets/{symbol}/deployments
+    does: wrapped token, bridges trusting each other, routes, the deployment recorded. Uses
+    HUB_DATABASE_URL and the bridges' owner key HUB_DEPLOYER_KEY; run it again to finish a
+    join that stopped halfway."""
+    from hub.db.engine import make_engine, make_sessionmaker, transaction
+    from hub.domain.errors import HubError
+    from hub.services.chains import chain_adapter
+    from hub.services.joining import join_asset
+    from hub.services.netpolicy import NetworkPolicy
+
+    settings = Settings()
+    policy = NetworkPolicy.from_settings(settings)
+    if settings.deployer_key is None:
+        raise fail("set HUB_DEPLOYER_KEY to the key that owns the chains' token bridges")
+    key = settings.deployer_key.get_secret_value()
+    factory = make_sessionmaker(make_engine(settings.database_url))
+    try:
+        with transaction(factory) as session:
+            report = join_asset(
+                session,
+                asset,
+                chain,
+                key,
+                "cli",
+                lambda c: chain_adapter(c, settings.rpc_timeout, policy),
+            )
+    except HubError as exc:
+        raise fail(exc.message) from None
+    typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin or operator")],
@@ -301,7 +362,7 @@ def keys_create(
     from hub.domain.errors import HubError
     from hub.services.keys import create_key
 
-    settings = Settings()
+    settings = _settings()
     factory = make_sessionmaker(make_engine(settings.database_url))
     try:
         with transaction(factory) as session:
@@ -317,7 +378,7 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply migrations to HUB_DATABASE_URL."""
     from hub.db.migrate import upgrade
 
-    upgrade(Settings().database_url, revision)
+    upgrade(_settings().database_url, revision)
     typer.echo("database is at " + revision, err=True)
 
 

@@ -150,6 +150,8 @@ def _announce(settings: Settings, host: str, port: int, with_devnet: bool) -> No
         f"  admin token:  {token}",
         f"  database:     {settings.database_url}",
     ]
+    if settings.rpc_allow_private:
+        lines.append("  RPC policy:   loopback and private addresses allowed (local chains)")
     if with_devnet:
         lines.append(f"  devnet:       {(settings.state_dir / 'devnet.json').resolve()}")
     lines.append("Press Ctrl-C to stop everything.")

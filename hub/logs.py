@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+_NAMES_URLS = ("web3", "urllib3", "requests")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 # Fields every event logged in this context carries (the message id a request names).
 _context: ContextVar[dict[str, Any] | None] = ContextVar("islands_log_context", default=None)
@@ -48,3 +49,6 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Their debug lines name the URL they connect to, which may carry an RPC key.
+    for name in _NAMES_URLS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

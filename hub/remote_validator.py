@@ -24,6 +24,7 @@ from hub import metrics
 from hub.api.schemas import MessageOut
 from hub.client import HubApiError, HubClient
 from hub.domain.attestation import attestation_digest, sign_digest
+from hub.services.netpolicy import redact_url
 from hub.services.relay.validator import OwnView
 from hub.services.relay.validator_config import ValidatorConfig
 
@@ -43,7 +44,11 @@ class OwnAdapters:
         key = (family, rpc_urls, quorum)
         if key not in self._adapters:
             self._adapters[key] = create_adapter(
-                family, rpc_urls, timeout=self._timeout, quorum=quorum
+                family,
+                rpc_urls,
+                timeout=self._timeout,
+                quorum=quorum,
+                shown_urls=[redact_url(u) for u in rpc_urls],  # errors never show a key
             )
         return self._adapters[key]
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".state")
+MIN_ADMIN_TOKEN = 24
 
 
 class Settings(BaseSettings):
@@ -19,14 +20,17 @@ class Settings(BaseSettings):
     )
     redis_url: str = "redis://127.0.0.1:6379/0"
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token with the admin role; unset disables it"
+        default=None,
+        description=f"Bearer token with the admin role, {MIN_ADMIN_TOKEN}+ characters; unset "
+        "disables it",
     )
 
-    # The RPC network policy: which URLs the hub agrees to contact when a chain registers.
+    # The RPC network policy: which URLs and addresses the hub agrees to contact for a chain.
     rpc_allowed_schemes: list[str] = ["http", "https"]
     rpc_allow_private: bool = Field(
-        default=True,
-        description="Allow loopback and private-range hosts (set false on a public deployment)",
+        default=False,
+        description="Allow loopback, private and other non-public addresses (`islands up` turns "
+        "this on for its local chains)",
     )
     rpc_allowed_hosts: list[str] = Field(
         default_factory=list, description="If set, only these hosts (or *.suffix) are allowed"
@@ -42,6 +46,10 @@ class Settings(BaseSettings):
     guardian_key: SecretStr | None = Field(
         default=None,
         description="The token bridges' guardian: returns transfers, applies rate limits",
+    )
+    deployer_key: SecretStr | None = Field(
+        default=None,
+        description="Owner of the token bridges: joins a chain to an asset (API and CLI)",
     )
     validator_key: SecretStr | None = Field(default=None, description="This validator's key")
     validator_config: Path | None = Field(
@@ -73,3 +81,36 @@ class Settings(BaseSettings):
 
     state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        # A short token can be guessed over the network; refuse to start with one.
+        if token is not None and len(token.get_secret_value()) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN} characters, not "
+                f"{len(token.get_secret_value())}; make one with: python3 -c "
+                '"import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return token
+
+
+class SettingsError(Exception):
+    """The environment holds settings the hub refuses to start with; the message names each
+    variable and why, never its value."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or SettingsError with one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"HUB_{'_'.join(str(p) for p in error['loc']).upper()}: {_reason(error['msg'])}"
+            for error in exc.errors(include_input=False, include_url=False)
+        ]
+        raise SettingsError("; ".join(problems)) from None
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ")

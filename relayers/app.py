@@ -3,11 +3,12 @@ and RPC clients are made in each worker child after it forks (see relayers.runti
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 from celery import Celery
 
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError, load_settings
 
 QUEUE_RELAY = "relay"
 QUEUE_DELIVER = "deliver"
@@ -43,4 +44,7 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-app = make_app(Settings())
+try:
+    app = make_app(load_settings())
+except SettingsError as exc:
+    sys.exit(f"error: {exc}")

@@ -16,17 +16,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, TypeVar, cast
+from urllib.parse import quote, unquote
 
 from eth_account import Account
 from eth_account.datastructures import SignedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_account.types import TransactionDictType
 from eth_typing import ABI, ChecksumAddress
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
+from rlp import decode as rlp_decode  # type: ignore[import-untyped]
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.exceptions import (
@@ -42,6 +45,7 @@ from web3.types import BlockIdentifier, EventData, FilterParams, LogReceipt, RPC
 
 from adapters.base import (
     AdapterError,
+    AddressGuard,
     BlockRef,
     DeliveryOutcome,
     DeliveryStatus,
@@ -63,9 +67,11 @@ from adapters.base import (
     SignedTx,
     SimulationError,
     UnderpricedError,
+    WrappedTokenSpec,
     report_rpc,
 )
 from adapters.evm.contracts import abi, decode_revert
+from adapters.http import TransportRefusedError, rpc_session
 
 T = TypeVar("T")
 
@@ -76,10 +82,12 @@ DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeeP
 # (storage a recipient finds warm or cold, a validator set changed in between).
 GAS_MARGIN_PERCENT = 20
 GAS_MARGIN_FIXED = 50_000
+TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): no transaction may use more
 # What geth, anvil, erigon and others answer for a transaction they already hold.
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _MAX_ERROR_CHARS = 300
+_URL_DELIMITERS = re.compile(r"[/:@?&=#]+")
 
 ERC20_ABI: ABI = cast(
     ABI,
@@ -124,36 +132,78 @@ class _EndpointFailureError(Exception):
     """One endpoint could not answer one call (transport error or a node error)."""
 
 
+class _Provider(HTTPProvider):
+    """web3's HTTP provider, named by the form of its URL that may be shown."""
+
+    def __init__(self, url: str, shown: str, timeout: float, guard: AddressGuard | None) -> None:
+        super().__init__(
+            url,
+            request_kwargs={"timeout": timeout},
+            exception_retry_configuration=None,
+            session=rpc_session(guard),
+        )
+        self.shown = shown
+
+    def __str__(self) -> str:
+        return f"RPC connection {self.shown}"
+
+
 @dataclass
 class _Endpoint:
+    """One RPC URL: `url` is what is connected to (it may carry a key), `shown` is what any
+    message may name; `hide` takes out of a text every part of `url` that `shown` hides."""
+
     url: str
     timeout: float
+    shown: str = ""
+    guard: AddressGuard | None = None
     cool_until: float = 0.0
     _web3: Web3 | None = None
+    _hidden: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        self.shown = self.shown or self.url
+        self._hidden = _hidden_parts(self.url, self.shown)
 
     def web3(self) -> Web3:
         if self._web3 is None:
-            provider = HTTPProvider(
-                self.url,
-                request_kwargs={"timeout": self.timeout},
-                exception_retry_configuration=None,
-            )
-            w3 = Web3(provider)
+            w3 = Web3(_Provider(self.url, self.shown, self.timeout, self.guard))
             w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
             self._web3 = w3
         return self._web3
+
+    def hide(self, text: str) -> str:
+        text = text.replace(self.url, self.shown)
+        for part in self._hidden:
+            text = text.replace(part, "***")
+        return text
+
+    def describe(self, exc: BaseException) -> str:
+        return _describe(exc, self.hide)
+
+
+def _hidden_parts(url: str, shown: str) -> tuple[str, ...]:
+    """The pieces of `url` (user, password, key, query value...) absent from `shown`, as
+    they may appear in an error: raw, percent-encoded or decoded; longest first."""
+    if url == shown:
+        return ()
+    parts = set(_URL_DELIMITERS.split(url)) - set(_URL_DELIMITERS.split(shown))
+    parts = {p for p in parts if len(p) >= 3}
+    variants = parts | {quote(p, safe="") for p in parts} | {unquote(p) for p in parts}
+    return tuple(sorted(variants, key=len, reverse=True))
 
 
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def _describe(exc: BaseException) -> str:
-    """One line naming the error, never a traceback."""
+def _describe(exc: BaseException, hide: Callable[[str], str]) -> str:
+    """One line naming the error, never a traceback; `hide` runs before the line is cut, so
+    no fragment of a secret survives the cut."""
     name = type(exc).__name__
     if "Timeout" in name:
         return f"{name}: timed out"
-    text = " ".join(str(exc).split()) or "no detail"
+    text = hide(" ".join(str(exc).split())) or "no detail"
     errno = _ERRNO_RE.search(text)
     if "ConnectionError" in name and errno:
         return f"connection failed: {errno.group(0)}"
@@ -229,17 +279,55 @@ def _read_returns(w3: Web3, bridge: str, from_block: int, to_block: int) -> list
     return found
 
 
+# How nodes and providers refuse an eth_getLogs range as too large: geth's --rpc.rangelimit
+# ("exceed maximum block range 100"), Besu, Erigon, and hosted providers' limits on blocks or
+# results. A stated number of blocks is taken as the span to read; otherwise halves are read.
+_RANGE_REFUSED = re.compile(
+    r"exceed(?:s|ed)? (?:the )?max(?:imum)? (?:block )?range|block range (?:is )?too "
+    r"(?:large|wide|big)|more than [\d,]+ results|limited to (?:a )?[\d,]+[ -]?(?:block )?range|"
+    r"range (?:limit )?exceeded|response size exceeded",
+    re.IGNORECASE,
+)
+_RANGE_BLOCKS = re.compile(r"block range(?: of| limit)? ([\d,]+)|([\d,]+)[ -]block range")
+
+
+def _allowed_span(exc: Web3RPCError) -> int | None:
+    """0 when the node refused a log range as too large without saying how many blocks it
+    allows, that many when it says, None when the error is about something else."""
+    message = _rpc_message(exc)
+    if not _RANGE_REFUSED.search(message):
+        return None
+    stated = _RANGE_BLOCKS.search(message)
+    if stated is None:
+        return 0
+    return int((stated.group(1) or stated.group(2)).replace(",", ""))
+
+
+def _get_logs(w3: Web3, params: FilterParams, from_block: int, to_block: int) -> list[LogReceipt]:
+    """eth_getLogs over [from_block, to_block], read in parts when the node refuses the range
+    as too large: spans of the size it states, else halves, down to single blocks."""
+    try:
+        return list(w3.eth.get_logs({**params, "fromBlock": from_block, "toBlock": to_block}))
+    except Web3RPCError as exc:
+        span = _allowed_span(exc)
+        if span is None or from_block >= to_block:
+            raise
+    blocks = to_block - from_block + 1
+    if not 0 < span < blocks:
+        span = (blocks + 1) // 2
+    logs: list[LogReceipt] = []
+    for start in range(from_block, to_block + 1, span):
+        logs += _get_logs(w3, params, start, min(to_block, start + span - 1))
+    return logs
+
+
 def _logs(
     w3: Web3, address: str, topics: list[str], from_block: int, to_block: int
 ) -> list[LogReceipt]:
-    params: FilterParams = {
-        "address": to_checksum_address(address),
-        "fromBlock": from_block,
-        "toBlock": to_block,
-        "topics": [topics],
-    }
+    params: FilterParams = {"address": to_checksum_address(address), "topics": [topics]}
     wanted = {HexBytes(t) for t in topics}
-    logs = [log for log in w3.eth.get_logs(params) if not log.get("removed", False)]
+    found = _get_logs(w3, params, from_block, to_block)
+    logs = [log for log in found if not log.get("removed", False)]
     strays = [
         log
         for log in logs
@@ -312,16 +400,23 @@ def _read_outcomes(w3: Web3, gateway: str, from_block: int, to_block: int) -> li
     return outcomes
 
 
+_CONFIG_CALLS = ("localChainId", "epoch", "threshold", "getValidators", "paused", "outboundNonce")
+
+
 def _read_gateway_config(w3: Web3, gateway: str) -> GatewayConfig:
     functions = _gateway(w3, gateway).functions
-    with w3.batch_requests() as batch:
-        batch.add(functions.localChainId())
-        batch.add(functions.epoch())
-        batch.add(functions.threshold())
-        batch.add(functions.getValidators())
-        batch.add(functions.paused())
-        batch.add(functions.outboundNonce())
-        chain_id, epoch, threshold, validators, paused, nonce = cast(list[Any], batch.execute())
+    calls = [functions[name]() for name in _CONFIG_CALLS]
+    try:
+        with w3.batch_requests() as batch:
+            for call in calls:
+                batch.add(call)
+            values = cast(list[Any], batch.execute())
+    except (OSError, ContractLogicError):  # transport errors fail over; a revert is final
+        raise
+    except (Web3Exception, ValueError, TypeError, KeyError):
+        # A node or provider without JSON-RPC batches (some refuse them): one call each.
+        values = [call.call() for call in calls]
+    chain_id, epoch, threshold, validators, paused, nonce = values
     return GatewayConfig(
         address=to_checksum_address(gateway),
         chain_id=int(chain_id),
@@ -383,6 +478,24 @@ def set_rate_limit_calldata(limit: RateLimit) -> bytes:
     return _calldata("TokenBridge", "setRateLimit", args)
 
 
+def set_remote_bridge_calldata(remote_chain_id: int, remote_bridge: str) -> bytes:
+    """`TokenBridge.setRemoteBridge(chainId, bridge)` ABI-encoded."""
+    args = [remote_chain_id, to_checksum_address(remote_bridge)]
+    return _calldata("TokenBridge", "setRemoteBridge", args)
+
+
+def create_wrapped_calldata(spec: WrappedTokenSpec) -> bytes:
+    """`TokenBridge.createWrapped(homeChainId, homeToken, name, symbol, decimals)` encoded."""
+    home = to_checksum_address(spec.home_token)
+    args = [spec.home_chain_id, home, spec.name, spec.symbol, spec.decimals]
+    return _calldata("TokenBridge", "createWrapped", args)
+
+
+def _address_or_none(value: str) -> str | None:
+    address = to_checksum_address(value)
+    return None if int(address, 16) == 0 else address
+
+
 def return_to_sender_calldata(transfer: SignedMessage) -> bytes:
     """`TokenBridge.returnToSender(message, signatures)` ABI-encoded."""
     signatures = [bytes(sig) for sig in transfer.signatures]
@@ -396,16 +509,21 @@ def _gas_with_margin(estimate: int) -> int:
 def _revert_of(exc: ContractLogicError) -> str:
     """The decoded revert of a failed call or estimate: custom error, string or panic."""
     data: object = exc.data
-    if isinstance(data, dict):  # some nodes nest the revert data one level deeper
-        data = data.get("data")
+    if isinstance(data, dict):  # nested one level deeper: Hardhat as "data", Ganache "result"
+        data = data.get("data", data.get("result"))
     if isinstance(data, str) and data.startswith("0x"):
         return decode_revert(HexBytes(data))
     return exc.message or "reverted without a reason"
 
 
 def _estimate(w3: Web3, tx: TxParams, what: str) -> int:
+    """`eth_estimateGas` searching no higher than a transaction may use: the block's gas
+    limit and EIP-7825's cap. Hardhat 2 (EDR, Osaka rules) otherwise tries the block's gas
+    limit (30M) when an inner call fails, and refuses its own try as over the 2^24 cap."""
+    block_limit = int(w3.eth.get_block("latest")["gasLimit"])
+    bounded: TxParams = {**tx, "gas": min(block_limit, TX_GAS_CAP)}
     try:
-        return int(w3.eth.estimate_gas(tx))
+        return int(w3.eth.estimate_gas(bounded))
     except ContractLogicError as exc:
         reason = _revert_of(exc)
         raise SimulationError(f"{what} would revert: {reason}", reason=reason) from None
@@ -431,7 +549,8 @@ def _rpc_message(exc: Web3RPCError) -> str:
 
 
 def _endpoint_url(w3: Web3) -> str:
-    return str(getattr(w3.provider, "endpoint_uri", "") or "the node")
+    """The endpoint as it may be shown (never the URL connected to, which may carry a key)."""
+    return str(getattr(w3.provider, "shown", "") or "the node")
 
 
 def _has_tx(w3: Web3, tx_hash: str) -> bool:
@@ -442,13 +561,49 @@ def _has_tx(w3: Web3, tx_hash: str) -> bool:
     return True
 
 
+def _sender_and_nonce(raw: bytes) -> tuple[str, int] | None:
+    """Who signed a raw transaction and its nonce; None when it does not decode."""
+    try:
+        sender = str(Account.recover_transaction(raw))
+        if raw[:1] and raw[0] <= 0x7F:  # typed (EIP-2718), e.g. EIP-1559
+            nonce = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
+        else:
+            nonce = int.from_bytes(rlp_decode(raw)[0], "big")
+    except Exception:  # not a transaction: the node says why when it is sent
+        return None
+    return sender, nonce
+
+
+def _refuse_replay(w3: Web3, raw: bytes, tx_hash: str) -> bool:
+    """Whether the node already holds this transaction (pending or mined), so it must not be
+    broadcast again; NonceTooLowError when its nonce is used by another one. Checked here, not
+    left to the node: Ganache 7 takes a used nonce, or the same transaction again, and mines
+    it once more."""
+    decoded = _sender_and_nonce(raw)
+    if decoded is None:
+        return False
+    if _has_tx(w3, tx_hash):
+        return True
+    sender, nonce = decoded
+    used = int(w3.eth.get_transaction_count(to_checksum_address(sender), "latest"))
+    if nonce < used:
+        raise NonceTooLowError(
+            f"transaction {tx_hash} not sent to {_endpoint_url(w3)}: nonce too low "
+            f"({sender} has mined nonces up to {used - 1}, this one is {nonce})"
+        )
+    return False
+
+
 def _send_raw(w3: Web3, raw: bytes, tx_hash: str) -> str:
     """Broadcast on one node; its refusals are final (no failover), transport errors are not.
 
-    A transaction the node already holds is not an error: pending ones are "already known"
-    (geth) or "transaction already imported" (anvil); a mined one is refused as "nonce too
-    low", so that answer is checked against the node's copy of this very transaction.
+    A transaction the node already holds is not an error, and is not sent again (see
+    `_refuse_replay`). If it arrives meanwhile, pending ones are "already known" (geth) or
+    "transaction already imported" (anvil); a mined one is refused as "nonce too low", so
+    that answer is checked against the node's copy of this very transaction.
     """
+    if _refuse_replay(w3, raw, tx_hash):
+        return tx_hash
     try:
         return _hex(w3.eth.send_raw_transaction(raw))
     except Web3RPCError as exc:
@@ -483,7 +638,7 @@ def _fee_quote(w3: Web3) -> FeeQuote:
 
 
 class EvmAdapter:
-    """A `ChainAdapter` and `BridgeOperator` for EVM chains over JSON-RPC (HTTP)."""
+    """A `ChainAdapter`, `BridgeOperator` and `BridgeAdmin` for EVM chains over JSON-RPC."""
 
     family: str = "evm"
 
@@ -494,19 +649,27 @@ class EvmAdapter:
         timeout: float = 5.0,
         quorum: int = 1,
         cooldown: float = DEFAULT_COOLDOWN,
+        shown_urls: Sequence[str] | None = None,
+        address_guard: AddressGuard | None = None,
     ) -> None:
         urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
+        shown = list(shown_urls) if shown_urls is not None else urls
         if not urls:
             raise ValueError("an EVM adapter needs at least one RPC URL")
+        if len(shown) != len(urls):
+            raise ValueError("shown_urls must give one shown form for each RPC URL")
         if not 1 <= quorum <= len(urls):
             raise ValueError(f"quorum must be between 1 and {len(urls)} (the URLs), not {quorum}")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self.rpc_urls: Sequence[str] = tuple(urls)
+        self.rpc_urls: Sequence[str] = tuple(shown)  # as they may be shown
         self.timeout = timeout
         self.quorum = quorum
         self.cooldown = cooldown
-        self._endpoints = [_Endpoint(url, timeout) for url in urls]
+        self._endpoints = [
+            _Endpoint(url, timeout, shown=form, guard=address_guard)
+            for url, form in zip(urls, shown, strict=True)
+        ]
         self._preferred = 0
         self._lock = threading.Lock()
         self._known_chain_id: int | None = None
@@ -546,14 +709,16 @@ class EvmAdapter:
             raise
         except (ContractLogicError, BadFunctionCallOutput) as exc:
             outcome = "reverted"
-            raise AdapterError(f"{what} failed on {endpoint.url}: {_describe(exc)}") from None
+            raise AdapterError(
+                f"{what} failed on {endpoint.shown}: {endpoint.describe(exc)}"
+            ) from None
         except Web3RPCError as exc:  # the node answered with an error: no cool-down
-            raise _EndpointFailureError(_describe(exc)) from exc
-        except (OSError, Web3Exception, ValueError) as exc:
+            raise _EndpointFailureError(endpoint.describe(exc)) from None
+        except (OSError, Web3Exception, ValueError, TransportRefusedError) as exc:
             self._mark(endpoint, healthy=False)
-            raise _EndpointFailureError(_describe(exc)) from exc
+            raise _EndpointFailureError(endpoint.describe(exc)) from None
         finally:
-            report_rpc(endpoint.url, time.monotonic() - started, outcome)
+            report_rpc(endpoint.shown, time.monotonic() - started, outcome)
         self._mark(endpoint, healthy=True)
         return result
 
@@ -564,9 +729,9 @@ class EvmAdapter:
         errors: list[str] = []
         for endpoint in self._order():
             try:
-                answers.append((endpoint.url, self._attempt(endpoint, what, fn)))
+                answers.append((endpoint.shown, self._attempt(endpoint, what, fn)))
             except _EndpointFailureError as exc:
-                errors.append(f"{endpoint.url}: {exc}")
+                errors.append(f"{endpoint.shown}: {exc}")
                 continue
             if done([value for _, value in answers]):
                 break
@@ -619,9 +784,9 @@ class EvmAdapter:
             try:
                 cid = self._attempt(endpoint, "chain id", lambda w3: int(w3.eth.chain_id))
             except (_EndpointFailureError, AdapterError) as exc:
-                reports.append(EndpointReport(url=endpoint.url, chain_id=None, error=str(exc)))
+                reports.append(EndpointReport(url=endpoint.shown, chain_id=None, error=str(exc)))
             else:
-                reports.append(EndpointReport(url=endpoint.url, chain_id=cid))
+                reports.append(EndpointReport(url=endpoint.shown, chain_id=cid))
         return reports
 
     def head(self) -> BlockRef:
@@ -863,3 +1028,65 @@ class EvmAdapter:
         data = return_to_sender_calldata(transfer)
         what = f"returnToSender on {br} with nonce {nonce}"
         return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    # -- BridgeAdmin ----------------------------------------------------------------------
+
+    def remote_bridge(self, bridge: str, remote_chain_id: int) -> str | None:
+        br = to_checksum_address(bridge)
+        return self._call(
+            f"remoteBridge({remote_chain_id}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.remoteBridge(remote_chain_id).call()
+            ),
+        )
+
+    def wrapped_token(self, bridge: str, home_chain_id: int, home_token: str) -> str | None:
+        br, home = to_checksum_address(bridge), to_checksum_address(home_token)
+        return self._call(
+            f"wrappedToken({home_chain_id}, {home}) of bridge {br}",
+            lambda w3: _address_or_none(
+                _bridge(w3, br).functions.wrappedToken(home_chain_id, home).call()
+            ),
+        )
+
+    def simulate_set_remote_bridge(
+        self, bridge: str, remote_chain_id: int, remote_bridge: str, sender: str
+    ) -> int:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        return self._simulate(br, data, sender, f"setRemoteBridge({remote_chain_id}) on {br}")
+
+    def sign_set_remote_bridge(
+        self,
+        bridge: str,
+        remote_chain_id: int,
+        remote_bridge: str,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        data = set_remote_bridge_calldata(remote_chain_id, remote_bridge)
+        what = f"setRemoteBridge({remote_chain_id}) on {br} with nonce {nonce}"
+        return self._sign_call(br, data, private_key, nonce, fee, gas, what)
+
+    def simulate_create_wrapped(self, bridge: str, spec: WrappedTokenSpec, sender: str) -> int:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br}"
+        return self._simulate(br, create_wrapped_calldata(spec), sender, what)
+
+    def sign_create_wrapped(
+        self,
+        bridge: str,
+        spec: WrappedTokenSpec,
+        private_key: str,
+        nonce: int,
+        fee: FeeQuote,
+        gas: int,
+    ) -> SignedTx:
+        br = to_checksum_address(bridge)
+        what = f"createWrapped({spec.home_chain_id}, {spec.home_token}) on {br} nonce {nonce}"
+        return self._sign_call(
+            br, create_wrapped_calldata(spec), private_key, nonce, fee, gas, what
+        )

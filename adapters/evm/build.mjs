@@ -70,7 +70,10 @@ const input = {
   sources,
   settings: {
     optimizer: { enabled: true, runs: 200 },
-    evmVersion: "cancun",
+    // Shanghai, not Cancun: some islands run an older EVM (Ganache 7 stops at Shanghai, and so
+    // do many consortium chains); OpenZeppelin is pinned to 5.4, the last whose Strings (via
+    // EIP712) needs no MCOPY.
+    evmVersion: "shanghai",
     metadata: { bytecodeHash: "none", appendCBOR: false },
     outputSelection: Object.fromEntries(
       CONTRACTS.map((name) => [

@@ -10,7 +10,8 @@ from typing import Any
 
 from web3.logs import DISCARD
 
-from adapters.evm.devnet import DevnetError, Transactor, connect, contract
+from adapters.evm.devnet import Transactor, connect, contract
+from adapters.evm.nodes import DevnetError
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The local devnet: anvil chains with the Islands contracts deployed and wired together.
+"""The local devnet: chains (anvil, or any node of adapters.evm.nodes) with the Islands
+contracts deployed and wired together.
 
 Usable from the CLI and from tests; nothing here starts a process or opens a connection at
 import time.
@@ -6,25 +7,14 @@ import time.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import Any, Self, cast
 from urllib.parse import urlsplit
 
 from eth_account import Account
@@ -38,11 +28,17 @@ from web3.exceptions import ContractLogicError
 from web3.types import Nonce, TxParams, TxReceipt
 
 from adapters.evm.contracts import decode_revert, load_artifact
+from adapters.evm.nodes import (
+    DevnetError,
+    LocalNode,
+    NodeKind,
+    NodeOptions,
+    launch_node,
+    rpc_chain_id,
+)
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
 CHAIN_NAMES = ("alpha", "beta", "gamma")
 TOKEN_NAME, TOKEN_SYMBOL, TOKEN_DECIMALS = "Island Test Token", "ITT", 18
 TOKEN_SUPPLY = 1_000_000 * 10**18
@@ -50,11 +46,6 @@ USER_MINT = 1_000 * 10**18
 DEVNET_FINALITY = 2
 VALIDATOR_THRESHOLD = 2
 RECEIPT_TIMEOUT = 60.0
-PR_SET_PDEATHSIG = 1
-
-
-class DevnetError(RuntimeError):
-    """The devnet could not be started, deployed or wired; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,203 +120,6 @@ def chain_name(index: int) -> str:
     return CHAIN_NAMES[index] if index < len(CHAIN_NAMES) else f"chain-{index + 1}"
 
 
-# -- anvil -------------------------------------------------------------------------------
-
-
-def find_anvil() -> Path:
-    """The anvil binary: $ISLANDS_ANVIL, else node_modules of the project, else PATH."""
-    override = os.environ.get("ISLANDS_ANVIL")
-    if override:
-        path = Path(override)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise DevnetError(f"ISLANDS_ANVIL={override} is not an executable file")
-        return path
-    candidates = sorted(PROJECT_ROOT.glob("node_modules/@foundry-rs/anvil-*/bin/anvil"))
-    for candidate in candidates:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("anvil")
-    if found:
-        return Path(found)
-    raise DevnetError(
-        "anvil not found: run `make setup` (or `npm ci` in the project root) to install it "
-        "under node_modules/@foundry-rs, or set ISLANDS_ANVIL to its path"
-    )
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As servers do (anvil too): a TIME_WAIT left by the last run does not make it busy.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _rpc_chain_id(url: str, timeout: float = 1.0) -> int | None:
-    if not url.startswith(("http://", "https://")):
-        raise DevnetError(f"not an HTTP RPC URL: {url}")
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=body.encode(), headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(json.loads(response.read())["result"], 16)
-    except (OSError, ValueError, KeyError, urllib.error.URLError):
-        return None
-
-
-class AnvilNode:
-    """One anvil process in its own process group; `stop()` leaves nothing behind."""
-
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        port: int,
-        chain_id: int,
-        log_path: Path | None,
-        log_file: IO[bytes] | None,
-    ) -> None:
-        self.process = process
-        self.port = port
-        self.chain_id = chain_id
-        self.rpc_url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self._log_file = log_file
-
-    def __repr__(self) -> str:
-        return f"AnvilNode(rpc_url={self.rpc_url!r}, chain_id={self.chain_id}, pid={self.pid})"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the process group, then kill it if it lingers."""
-        if self.running():
-            self._signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.process.wait(timeout)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def _signal(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-
-    def log_tail(self, lines: int = 20) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: on Linux, get SIGTERM when the parent dies, so a hub killed
-    with SIGKILL still leaves no chain running (its own process group keeps Ctrl-C away)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def anvil_command(
-    anvil: Path,
-    port: int,
-    chain_id: int,
-    block_time: float | None,
-    slots_in_epoch: int | None = None,
-) -> list[str]:
-    command = [str(anvil), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--chain-id", str(chain_id), "--mnemonic", DEFAULT_MNEMONIC]
-    if block_time is not None:
-        command += ["--block-time", f"{block_time:g}"]
-    if slots_in_epoch is not None:
-        command += ["--slots-in-an-epoch", str(slots_in_epoch)]
-    return command
-
-
-def start_anvil(
-    port: int,
-    chain_id: int,
-    *,
-    block_time: float | None = 1.0,
-    state_dir: Path | None = None,
-    slots_in_epoch: int | None = None,
-    startup_timeout: float = 20.0,
-) -> AnvilNode:
-    """Start anvil on 127.0.0.1:`port` and wait until its RPC answers.
-
-    `block_time` None means automine (a block per transaction); fractional seconds work.
-    With `state_dir`, anvil's output goes to `state_dir/anvil-<chain_id>.log`.
-    anvil answers the `safe` tag with head - slots_in_epoch and `finalized` with
-    head - 2 * slots_in_epoch (genesis until then); the default epoch is 32 slots.
-    """
-    if not port_free(port):
-        raise DevnetError(f"cannot start anvil: port {port} on 127.0.0.1 is already in use")
-    command = anvil_command(find_anvil(), port, chain_id, block_time, slots_in_epoch)
-    log_path, log_file = None, None
-    if state_dir is not None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        log_path = state_dir / f"anvil-{chain_id}.log"
-        log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=log_file or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, no locks taken
-    )
-    node = AnvilNode(process, port, chain_id, log_path, log_file)
-    try:
-        _wait_ready(node, startup_timeout)
-    except BaseException:
-        node.stop()
-        raise
-    log.info("anvil chain %s listening on %s (pid %s)", chain_id, node.rpc_url, node.pid)
-    return node
-
-
-def _wait_ready(node: AnvilNode, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not node.running():
-            tail = node.log_tail()
-            raise DevnetError(
-                f"anvil on port {node.port} exited with code {node.process.returncode}"
-                + (f":\n{tail}" if tail else "")
-            )
-        reported = _rpc_chain_id(node.rpc_url, timeout=0.5)
-        if reported is not None:
-            if reported != node.chain_id:
-                raise DevnetError(
-                    f"{node.rpc_url} reports chain id {reported}, not {node.chain_id}: "
-                    "another node answers on that port"
-                )
-            return
-        time.sleep(0.05)
-    raise DevnetError(f"anvil on port {node.port} did not answer within {timeout:g}s")
-
-
 # -- deployment --------------------------------------------------------------------------
 
 
@@ -347,7 +141,7 @@ class Deployment:
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
     """A Web3 for a devnet RPC URL; raises DevnetError when it does not answer."""
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-    if _rpc_chain_id(rpc_url, timeout=timeout) is None:
+    if rpc_chain_id(rpc_url, timeout=timeout) is None:
         raise DevnetError(f"the RPC at {rpc_url} does not answer (is the chain running?)")
     return w3
 
@@ -544,7 +338,9 @@ class DevnetChain:
     rpc_url: str
     deployment: Deployment
     wrapped_tokens: dict[str, str] = field(default_factory=dict)
-    node: AnvilNode | None = field(default=None, repr=False, compare=False)
+    node: LocalNode | None = field(default=None, repr=False, compare=False)
+    kind: NodeKind = NodeKind.ANVIL
+    finality: int | str = DEVNET_FINALITY
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -559,13 +355,14 @@ class DevnetChain:
             "owner": self.deployment.owner,
             "guardian": self.deployment.guardian,
             "wrapped_tokens": dict(self.wrapped_tokens),
-            "finality": DEVNET_FINALITY,
+            "finality": self.finality,
+            "node": self.kind.value,
         }
 
 
 @dataclass
 class Devnet:
-    """Running anvil chains with the contracts deployed and wired."""
+    """Running chains with the contracts deployed and wired."""
 
     chains: list[DevnetChain]
     state_dir: Path
@@ -624,16 +421,36 @@ class Devnet:
         self.stop()
 
 
+@dataclass(frozen=True)
+class IslandSpec:
+    """One chain of a devnet: the node implementation that runs it, its block time (None: a
+    block per transaction) and when its blocks count as final (a depth, "safe" or
+    "finalized")."""
+
+    kind: NodeKind = NodeKind.ANVIL
+    block_time: float | None = 1.0
+    finality: int | str = DEVNET_FINALITY
+    name: str | None = None  # default: alpha, beta, gamma, chain-4, ...
+    log_range_limit: int | None = None  # geth's --rpc.rangelimit
+
+
 def _start_nodes(
-    chains: int, base_port: int, state_dir: Path, block_time: float | None, chain_id_base: int
-) -> list[AnvilNode]:
-    nodes: list[AnvilNode] = []
+    specs: Sequence[IslandSpec], base_port: int, state_dir: Path, chain_id_base: int
+) -> list[LocalNode]:
+    """Spawn every node, then wait for them (Hardhat alone takes seconds to load); all or
+    none. Spawned from this thread, which outlives them (see launch_node)."""
+    funded = [a.address for a in DEV_ACCOUNTS]
+    nodes: list[LocalNode] = []
     try:
-        for i in range(chains):
-            node = start_anvil(
-                base_port + i, chain_id_base + i, block_time=block_time, state_dir=state_dir
+        for i, spec in enumerate(specs):
+            options = NodeOptions(
+                block_time=spec.block_time, funded=funded, log_range_limit=spec.log_range_limit
             )
-            nodes.append(node)
+            nodes.append(
+                launch_node(spec.kind, base_port + i, chain_id_base + i, options, state_dir)
+            )
+        for node in nodes:
+            node.wait_ready()
     except BaseException:
         for node in nodes:
             node.stop()
@@ -641,10 +458,10 @@ def _start_nodes(
     return nodes
 
 
-def _deploy_all(nodes: Sequence[AnvilNode]) -> list[Deployment]:
+def _deploy_all(nodes: Sequence[LocalNode]) -> list[Deployment]:
     validators = [v.address for v in VALIDATORS]
 
-    def deploy(node: AnvilNode) -> Deployment:
+    def deploy(node: LocalNode) -> Deployment:
         return deploy_contracts(node.rpc_url, DEPLOYER.private_key, validators, VALIDATOR_THRESHOLD)
 
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
@@ -662,46 +479,48 @@ def up(
     """Start `chains` anvil chains, deploy and wire the contracts, write devnet.json."""
     if chains < 1:
         raise ValueError("a devnet needs at least one chain")
-    nodes = _start_nodes(chains, base_port, state_dir, block_time, chain_id_base)
+    specs = [IslandSpec(NodeKind.ANVIL, block_time) for _ in range(chains)]
+    return up_islands(specs, base_port, state_dir, chain_id_base=chain_id_base)
+
+
+def up_islands(
+    specs: Sequence[IslandSpec], base_port: int, state_dir: Path, *, chain_id_base: int = 31337
+) -> Devnet:
+    """A devnet of chains that differ: each spec's node implementation, block time and
+    finality; the contracts deployed and wired as `up` does."""
+    if not specs:
+        raise ValueError("a devnet needs at least one chain")
+    nodes = _start_nodes(specs, base_port, state_dir, chain_id_base)
     try:
-        return _build(nodes, state_dir)
+        return _build(nodes, specs, state_dir)
     except BaseException:
         for node in nodes:
             node.stop()
         raise
 
 
-def _build(nodes: Sequence[AnvilNode], state_dir: Path) -> Devnet:
+def _build(nodes: Sequence[LocalNode], specs: Sequence[IslandSpec], state_dir: Path) -> Devnet:
     deployments = _deploy_all(nodes)
-    names = [chain_name(i) for i in range(len(nodes))]
-    urls = [node.rpc_url for node in nodes]
-    return _wired(names, urls, deployments, state_dir, list(nodes))
-
-
-def _wired(
-    names: Sequence[str],
-    rpc_urls: Sequence[str],
-    deployments: Sequence[Deployment],
-    state_dir: Path,
-    nodes: Sequence[AnvilNode | None] | None = None,
-) -> Devnet:
-    """Wire deployed chains together and write devnet.json."""
-    name_of = {d.chain_id: n for d, n in zip(deployments, names, strict=True)}
-    url_of = {d.chain_id: u for d, u in zip(deployments, rpc_urls, strict=True)}
+    names = {
+        node.chain_id: spec.name or chain_name(i)
+        for i, (node, spec) in enumerate(zip(nodes, specs, strict=True))
+    }
     by_id = {d.chain_id: d for d in deployments}
-    wrapped = wire(by_id, url_of, DEPLOYER.private_key, names=name_of)
-    nodes = list(nodes) if nodes is not None else [None] * len(deployments)
+    rpc_urls = {node.chain_id: node.rpc_url for node in nodes}
+    wrapped = wire(by_id, rpc_urls, DEPLOYER.private_key, names=names)
     devnet_chains = [
         DevnetChain(
-            name=name_of[d.chain_id],
-            chain_id=d.chain_id,
-            port=urlsplit(url_of[d.chain_id]).port or 0,
-            rpc_url=url_of[d.chain_id],
-            deployment=d,
-            wrapped_tokens={name_of[cid]: addr for cid, addr in wrapped[d.chain_id].items()},
+            name=names[node.chain_id],
+            chain_id=node.chain_id,
+            port=node.port,
+            rpc_url=node.rpc_url,
+            deployment=by_id[node.chain_id],
+            wrapped_tokens={names[cid]: addr for cid, addr in wrapped[node.chain_id].items()},
             node=node,
+            kind=node.kind,
+            finality=spec.finality,
         )
-        for d, node in zip(deployments, nodes, strict=True)
+        for node, spec in zip(nodes, specs, strict=True)
     ]
     devnet = Devnet(chains=devnet_chains, state_dir=state_dir)
     devnet.write_json()
@@ -715,9 +534,9 @@ def attach(
     names: Sequence[str] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The devnet's contracts on chains someone else runs (anvil with its default dev
-    accounts, e.g. in docker-compose): deploy, wire, write DIR/devnet.json, and return it.
-    Run again on the same chains, it finds what it deployed and deploys nothing."""
+    """The devnet's contracts on anvil chains someone else runs (its default dev accounts,
+    e.g. in docker-compose): deploy, wire, write DIR/devnet.json, and return it. Run again on
+    the same chains, it finds what it deployed and deploys nothing."""
     step = on_step or (lambda _what: None)
     chosen = list(names or [chain_name(i) for i in range(len(rpc_urls))])
     if len(chosen) != len(rpc_urls):
@@ -727,19 +546,36 @@ def attach(
         step("already deployed")
         return found
     validators = [v.address for v in VALIDATORS]
-    deployments = []
-    for name, url in zip(chosen, rpc_urls, strict=True):
-        deployments.append(
-            deploy_contracts(
-                url,
-                DEPLOYER.private_key,
-                validators,
-                VALIDATOR_THRESHOLD,
-                on_step=_prefixed(step, name),
-            )
+    deployments = [
+        deploy_contracts(
+            url,
+            DEPLOYER.private_key,
+            validators,
+            VALIDATOR_THRESHOLD,
+            on_step=_prefixed(step, name),
         )
+        for name, url in zip(chosen, rpc_urls, strict=True)
+    ]
     step("wire the bridges")
-    return _wired(chosen, rpc_urls, deployments, state_dir).to_json()
+    name_of = {d.chain_id: n for d, n in zip(deployments, chosen, strict=True)}
+    url_of = {d.chain_id: u for d, u in zip(deployments, rpc_urls, strict=True)}
+    wrapped = wire(
+        {d.chain_id: d for d in deployments}, url_of, DEPLOYER.private_key, names=name_of
+    )
+    chains = [
+        DevnetChain(
+            name=name_of[d.chain_id],
+            chain_id=d.chain_id,
+            port=urlsplit(url_of[d.chain_id]).port or 0,
+            rpc_url=url_of[d.chain_id],
+            deployment=d,
+            wrapped_tokens={name_of[cid]: addr for cid, addr in wrapped[d.chain_id].items()},
+        )
+        for d in deployments
+    ]
+    devnet = Devnet(chains=chains, state_dir=state_dir)
+    devnet.write_json()
+    return devnet.to_json()
 
 
 def _prefixed(step: Callable[[str], None], name: str) -> Callable[[str], None]:

@@ -18,6 +18,7 @@ _MEANINGS = {
     409: "Conflicts with the resource's state or with an existing record",
     413: "The request body is larger than the hub accepts (HUB_MAX_BODY_BYTES)",
     422: "Invalid input, or input the chain contradicts",
+    502: "A chain failed or refused a transaction the hub sent (what was done before stays)",
 }
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 
 from adapters.base import FinalityPolicy
 from hub.db.models import Asset, Chain, Message, Route, RouteLimit, Transfer
+from hub.services.joining import JoinReport
 from hub.services.netpolicy import redact_url
 
 ChainName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", examples=["alpha"])]
@@ -228,6 +229,34 @@ class AssetCreate(Input):
     deployments: dict[ChainName, Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=dict, max_length=64, description="chain name to wrapped token address"
     )
+
+
+class DeploymentCreate(Input):
+    chain: ChainName = Field(description="a registered chain to join to the asset")
+
+
+class JoinOut(BaseModel):
+    """What joining a chain to an asset found done and did."""
+
+    asset: str
+    chain: str
+    token: str = Field(description="the asset's wrapped token on the chain")
+    created_token: bool = Field(description="whether this call created it")
+    recorded: bool = Field(description="whether this call recorded the deployment")
+    transactions: list[str] = Field(description="transactions this call sent, in order")
+    routes_added: list[int] = Field(description="ids of the routes this call added")
+
+    @classmethod
+    def of(cls, report: JoinReport) -> JoinOut:
+        return cls(
+            asset=report.asset,
+            chain=report.chain,
+            token=report.token,
+            created_token=report.created_token,
+            recorded=report.recorded,
+            transactions=report.transactions,
+            routes_added=report.routes_added,
+        )
 
 
 class SupplyOut(BaseModel):

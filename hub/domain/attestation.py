@@ -6,14 +6,12 @@ epoch, so a signature is good for one message, one gateway, one set.
 
 from __future__ import annotations
 
+from coincurve import PublicKey
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_keys.constants import SECPK1_N
-from eth_keys.datatypes import Signature
-from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from eth_utils.exceptions import ValidationError
 
 DOMAIN_NAME = "IslandsGateway"
 DOMAIN_VERSION = "1"
@@ -52,19 +50,35 @@ def sign_digest(digest: bytes, private_key: str) -> bytes:
     return bytes(signed.signature)
 
 
-def recover_signer(digest: bytes, signature: bytes) -> str:
-    """The checksummed address that made `signature`; ValueError when it is malformed or
-    malleable (high s), which the gateway's ECDSA.recover refuses too."""
+def normalize_signature(signature: bytes) -> bytes:
+    """The 65-byte (r, s, v) form the gateway's ECDSA.recover accepts: v is 27 or 28 (0 and 1,
+    as some signers write it, become 27 and 28), s is in the lower half of the curve order.
+    ValueError for anything else: OpenZeppelin refuses high s (malleable) and other v."""
     if len(signature) != 65:
         raise ValueError(f"a signature is 65 bytes, not {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
+    if not (0 < r < SECPK1_N and 0 < s < SECPK1_N):
+        raise ValueError("signature has r or s out of range")
     if s > SECPK1_N // 2:
         raise ValueError("signature has a high s value (malleable)")
-    v = signature[64] - 27 if signature[64] >= 27 else signature[64]
-    if v not in (0, 1):
+    v = signature[64]
+    if v in (0, 1):
+        v += 27
+    if v not in (27, 28):
         raise ValueError(f"signature has an invalid v value {signature[64]}")
+    return signature[:64] + bytes([v])
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """The checksummed address that made `signature` (libsecp256k1 through coincurve);
+    ValueError when the signature is not one the gateway would accept (see
+    `normalize_signature`) or does not recover."""
+    normal = normalize_signature(signature)
     try:
-        public = Signature(signature[:64] + bytes([v])).recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValidationError) as exc:
+        public = PublicKey.from_signature_and_message(
+            normal[:64] + bytes([normal[64] - 27]), digest, hasher=None
+        )
+    except ValueError as exc:
         raise ValueError(f"signature does not recover: {exc}") from None
-    return str(public.to_checksum_address())
+    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])

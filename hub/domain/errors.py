@@ -38,6 +38,13 @@ class ConflictError(HubError):
     status = 409
 
 
+class ChainActionError(HubError):
+    """A chain failed or refused a transaction the hub sent; what was done before stays."""
+
+    code = "chain_action_failed"
+    status = 502
+
+
 class UnauthorizedError(HubError):
     code = "unauthorized"
     status = 401

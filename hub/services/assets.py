@@ -14,7 +14,7 @@ from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError
 from hub.domain.states import AssetStatus, ChainStatus
 from hub.services import audit
 from hub.services.chains import chain_adapter
-from hub.services.netpolicy import scrub
+from hub.services.netpolicy import NetworkPolicy
 
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
@@ -35,9 +35,11 @@ def _chain(session: Session, name: str, field: str) -> Chain:
     return chain
 
 
-def _checked_token(chain: Chain, address: str, field: str, timeout: float) -> str:
+def _checked_token(
+    chain: Chain, address: str, field: str, timeout: float, policy: NetworkPolicy
+) -> str:
     """The token's canonical address, after checking a contract is there."""
-    adapter = chain_adapter(chain, timeout)
+    adapter = chain_adapter(chain, timeout, policy)
     try:
         token = adapter.normalize_address(address)
     except ValueError:
@@ -45,32 +47,34 @@ def _checked_token(chain: Chain, address: str, field: str, timeout: float) -> st
     try:
         code = adapter.code_at(token)
     except AdapterError as exc:
-        error = scrub(str(exc), chain.rpc_urls)
-        raise CheckFailedError(f"{field}: could not reach chain {chain.name!r}: {error}") from None
+        raise CheckFailedError(f"{field}: could not reach chain {chain.name!r}: {exc}") from None
     if not code:
         raise CheckFailedError(f"{field}: no contract at {token} on chain {chain.name!r}")
     return token
 
 
-def _decimals(chain: Chain, token: str, field: str, timeout: float) -> int:
-    adapter = chain_adapter(chain, timeout)
+def _decimals(chain: Chain, token: str, field: str, timeout: float, policy: NetworkPolicy) -> int:
+    adapter = chain_adapter(chain, timeout, policy)
     if not isinstance(adapter, BridgeOperator):
         raise CheckFailedError(f"{field}: the {chain.family} adapter cannot read token decimals")
     try:
         return adapter.token_decimals(token)
     except AdapterError as exc:
-        error = scrub(str(exc), chain.rpc_urls)
-        raise CheckFailedError(f"{field}: could not read decimals() of {token}: {error}") from None
+        raise CheckFailedError(f"{field}: could not read decimals() of {token}: {exc}") from None
 
 
 def _check_decimals(
-    home: Chain, home_token: str, wrapped: dict[str, tuple[Chain, str]], timeout: float
+    home: Chain,
+    home_token: str,
+    wrapped: dict[str, tuple[Chain, str]],
+    timeout: float,
+    policy: NetworkPolicy,
 ) -> None:
     """A wrapped token must count in the home token's units, or every amount is off by
     powers of ten."""
-    expected = _decimals(home, home_token, "home_token", timeout)
+    expected = _decimals(home, home_token, "home_token", timeout, policy)
     for name, (chain, token) in wrapped.items():
-        found = _decimals(chain, token, f"deployments.{name}", timeout)
+        found = _decimals(chain, token, f"deployments.{name}", timeout, policy)
         if found != expected:
             raise CheckFailedError(
                 f"deployments.{name}: {token} has {found} decimals, the home token {expected}",
@@ -78,7 +82,9 @@ def _check_decimals(
             )
 
 
-def register_asset(session: Session, spec: AssetSpec, actor: str, timeout: float) -> Asset:
+def register_asset(
+    session: Session, spec: AssetSpec, actor: str, timeout: float, policy: NetworkPolicy
+) -> Asset:
     if not SYMBOL.match(spec.symbol):
         raise InvalidInputError(f"symbol {spec.symbol!r} must be 1-32 letters, digits, . _ -")
     if session.scalar(select(Asset.id).where(Asset.symbol == spec.symbol)) is not None:
@@ -87,12 +93,12 @@ def register_asset(session: Session, spec: AssetSpec, actor: str, timeout: float
     if spec.home_chain in spec.deployments:
         raise InvalidInputError("deployments must not include the home chain")
     wrapped = {
-        name: (chain, _checked_token(chain, addr, f"deployments.{name}", timeout))
+        name: (chain, _checked_token(chain, addr, f"deployments.{name}", timeout, policy))
         for name, addr in spec.deployments.items()
         for chain in [_chain(session, name, f"deployments.{name}")]
     }
-    home_token = _checked_token(home, spec.home_token, "home_token", timeout)
-    _check_decimals(home, home_token, wrapped, timeout)
+    home_token = _checked_token(home, spec.home_token, "home_token", timeout, policy)
+    _check_decimals(home, home_token, wrapped, timeout, policy)
     asset = Asset(symbol=spec.symbol, home_chain=home, home_token=home_token)
     asset.status = AssetStatus.ACTIVE
     asset.deployments = [

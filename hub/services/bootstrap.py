@@ -39,5 +39,5 @@ def register_devnet(
         spec_a = assets.AssetSpec(
             asset["symbol"], asset["home_chain"], asset["home_token"], dict(asset["deployments"])
         )
-        assets.register_asset(session, spec_a, actor, timeout)
+        assets.register_asset(session, spec_a, actor, timeout, policy)
     return added

@@ -15,7 +15,7 @@ from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError
 from hub.domain.states import ChainStatus, MessageState, RouteStatus
 from hub.services import alerts, audit
 from hub.services.messages import transition
-from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url, scrub
+from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,26 @@ class ChainChange:
 
 
 def adapter_for(
-    family: str, rpc_urls: list[str], timeout: float, policy: NetworkPolicy | None = None
+    family: str, rpc_urls: list[str], timeout: float, policy: NetworkPolicy | None
 ) -> ChainAdapter:
-    """An adapter on a chain's URLs (env references expanded), each checked by the policy."""
+    """An adapter that connects to a chain's URLs with their ${HUB_RPC_SECRET_...} filled in
+    and shows only their redacted forms. With a policy, each URL is checked now and every
+    address at every connection; None only for a validator's own endpoints, which are its
+    operator's choice, not a caller's."""
     if policy is not None:
         for url in rpc_urls:
             policy.check(url)
+    options: dict[str, Any] = {"timeout": timeout, "shown_urls": [redact_url(u) for u in rpc_urls]}
+    if policy is not None:
+        options["address_guard"] = policy.refusal
     try:
-        return create_adapter(family, [expand_env(u) for u in rpc_urls], timeout=timeout)
+        return create_adapter(family, [expand_env(u) for u in rpc_urls], **options)
     except UnknownFamilyError as exc:
         raise InvalidInputError(str(exc)) from None
 
 
-def chain_adapter(chain: Chain, timeout: float) -> ChainAdapter:
-    return adapter_for(chain.family, chain.rpc_urls, timeout)
+def chain_adapter(chain: Chain, timeout: float, policy: NetworkPolicy) -> ChainAdapter:
+    return adapter_for(chain.family, chain.rpc_urls, timeout, policy)
 
 
 def get_chain(session: Session, name: str) -> Chain:
@@ -78,9 +84,9 @@ def register_chain(
     gateway = _address(adapter, spec.gateway_address, "gateway_address")
     bridge = _address(adapter, spec.bridge_address, "bridge_address")
     verify_endpoints(adapter, spec.rpc_urls, spec.chain_id)
-    verify_contract(adapter, gateway, "gateway", spec.chain_id, spec.rpc_urls)
-    verify_contract(adapter, bridge, "bridge", spec.chain_id, spec.rpc_urls)
-    final = verify_finality(adapter, spec.finality, spec.rpc_urls)
+    verify_contract(adapter, gateway, "gateway", spec.chain_id)
+    verify_contract(adapter, bridge, "bridge", spec.chain_id)
+    final = verify_finality(adapter, spec.finality)
     head = adapter.head()
     chain = Chain(
         name=spec.name,
@@ -137,8 +143,7 @@ def verify_endpoints(adapter: ChainAdapter, rpc_urls: list[str], declared: int) 
     for url, report in zip(rpc_urls, adapter.probe_endpoints(), strict=True):
         shown = redact_url(url)
         if report.chain_id is None:
-            error = scrub(report.error, rpc_urls)
-            raise CheckFailedError(f"RPC URL {shown} did not answer: {error}", rpc_url=shown)
+            raise CheckFailedError(f"RPC URL {shown} did not answer: {report.error}", rpc_url=shown)
         if report.chain_id != declared:
             raise CheckFailedError(
                 f"RPC URL {shown} reports chain id {report.chain_id}, "
@@ -149,9 +154,7 @@ def verify_endpoints(adapter: ChainAdapter, rpc_urls: list[str], declared: int) 
             )
 
 
-def verify_contract(
-    adapter: ChainAdapter, address: str, role: str, declared: int, rpc_urls: list[str]
-) -> None:
+def verify_contract(adapter: ChainAdapter, address: str, role: str, declared: int) -> None:
     """The contract must have code and report the declared chain id."""
     try:
         if not adapter.code_at(address):
@@ -160,8 +163,7 @@ def verify_contract(
             )
         reported = adapter.contract_chain_id(address)
     except AdapterError as exc:
-        error = scrub(str(exc), rpc_urls)
-        raise CheckFailedError(f"could not read the {role} at {address}: {error}") from None
+        raise CheckFailedError(f"could not read the {role} at {address}: {exc}") from None
     if reported != declared:
         raise CheckFailedError(
             f"the {role} at {address} reports chain id {reported}, "
@@ -172,13 +174,12 @@ def verify_contract(
         )
 
 
-def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy, rpc_urls: list[str]) -> BlockRef:
+def verify_finality(adapter: ChainAdapter, policy: FinalityPolicy) -> BlockRef:
     try:
         return adapter.finalized_block(policy)
     except AdapterError as exc:
-        error = scrub(str(exc), rpc_urls)
         raise CheckFailedError(
-            f"the chain cannot answer its finality policy {policy.as_value()!r}: {error}"
+            f"the chain cannot answer its finality policy {policy.as_value()!r}: {exc}"
         ) from None
 
 
@@ -199,14 +200,14 @@ def update_chain(
         adapter = adapter_for(chain.family, urls, timeout, policy)
         verify_endpoints(adapter, urls, chain.chain_id)
         if change.finality is not None:
-            verify_finality(adapter, change.finality, urls)
+            verify_finality(adapter, change.finality)
             chain.finality = str(change.finality.as_value())
             changed["finality"] = chain.finality
         if change.rpc_urls is not None:
             chain.rpc_urls = change.rpc_urls
             changed["rpc_urls"] = [redact_url(u) for u in urls]
     resuming = change.paused is False and chain.status == ChainStatus.PAUSED
-    if resuming and reanchor(session, chain, timeout):
+    if resuming and reanchor(session, chain, timeout, policy):
         changed["reanchored"] = True
     if change.paused is not None:
         chain.status = ChainStatus.PAUSED if change.paused else ChainStatus.ACTIVE
@@ -223,7 +224,7 @@ def update_chain(
 REANCHOR_RESCAN = 500
 
 
-def reanchor(session: Session, chain: Chain, timeout: float) -> bool:
+def reanchor(session: Session, chain: Chain, timeout: float, policy: NetworkPolicy) -> bool:
     """Resuming a chain accepts its history as it is now. If the cursor's last final block is
     no longer canonical (a deep reorg paused the chain), scanning starts again a little below
     it on the new history: messages seen twice are recorded once, and ones the reorg removed
@@ -231,7 +232,7 @@ def reanchor(session: Session, chain: Chain, timeout: float) -> bool:
     cursor = session.get(Cursor, chain.id)
     if cursor is None or not cursor.final_hash:
         return False
-    adapter = chain_adapter(chain, timeout)
+    adapter = chain_adapter(chain, timeout, policy)
     try:
         if adapter.block_hash(cursor.final_block) == cursor.final_hash:
             return False
@@ -302,12 +303,12 @@ class LiveStatus:
     error: str | None = None
 
 
-def live_status(chain: Chain, timeout: float) -> LiveStatus:
+def live_status(chain: Chain, timeout: float, policy: NetworkPolicy) -> LiveStatus:
     """Head and finalized block as the chain reports them now."""
     try:
-        adapter = chain_adapter(chain, timeout)
+        adapter = chain_adapter(chain, timeout, policy)
         head = adapter.head().number
         final = adapter.finalized_block(FinalityPolicy.parse(chain.finality)).number
     except (AdapterError, InvalidInputError) as exc:
-        return LiveStatus(reachable=False, error=scrub(str(exc), chain.rpc_urls))
+        return LiveStatus(reachable=False, error=str(exc))
     return LiveStatus(reachable=True, head=head, finalized=final)

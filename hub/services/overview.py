@@ -26,6 +26,7 @@ from hub.db.models import (
 )
 from hub.domain.states import ChainStatus, MessageState
 from hub.services.chains import LiveStatus, live_status
+from hub.services.netpolicy import NetworkPolicy
 
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 _LIVE = (
@@ -61,12 +62,12 @@ class Overview:
     at: datetime = field(default_factory=utcnow)
 
 
-def overview(session: Session, rpc_timeout: float) -> Overview:
+def overview(session: Session, rpc_timeout: float, policy: NetworkPolicy) -> Overview:
     """Chains (with their head read live, all at once), routes with their recent deliveries
     and messages in flight, assets, the backlog per state and the open alerts."""
     chains = list(session.scalars(select(Chain).where(Chain.status != ChainStatus.RETIRED)))
     cursors = {c.chain_id: c for c in session.scalars(select(Cursor))}
-    lives = _live(chains, rpc_timeout)
+    lives = _live(chains, rpc_timeout, policy)
     return Overview(
         chains=[ChainView(c, cursors.get(c.id), lives[c.id]) for c in chains],
         routes=_routes(session),
@@ -78,12 +79,12 @@ def overview(session: Session, rpc_timeout: float) -> Overview:
     )
 
 
-def _live(chains: list[Chain], timeout: float) -> dict[int, LiveStatus]:
+def _live(chains: list[Chain], timeout: float, policy: NetworkPolicy) -> dict[int, LiveStatus]:
     """Every chain's head at once: one slow chain costs its own timeout, not the sum."""
     if not chains:
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(chains))) as pool:
-        found = pool.map(lambda c: (c.id, live_status(c, timeout)), chains)
+        found = pool.map(lambda c: (c.id, live_status(c, timeout, policy)), chains)
         return dict(found)
 
 

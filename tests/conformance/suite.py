@@ -7,12 +7,16 @@ A family subclasses `AdapterConformance` and provides three fixtures:
 - `route`: a `DeliveryRoute` from `chain` to a second chain of the family, wired to it by
   the token bridges, with a relayer account and a way to attest messages.
 The suite only talks to the chains through the adapter under test and those callables.
+A node that cannot do what a test needs is not skipped: its fixture provides the nearest
+equivalent and says which (e.g. a reorg by snapshot and revert, a provider's range limit in
+front of a node that has none).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,10 +76,22 @@ class ConformanceChain:
     gateway_message_id: Callable[[Message], bytes]
     mint_tokens: Callable[[str, int], None]
     fresh_address: Callable[[], str]
+    # a point in the chain's history, and a reorg back to it: every block after the
+    # checkpoint is replaced by `blocks` new ones (whatever the node offers to do it)
+    checkpoint: Callable[[], object]
+    reorg_to: Callable[[object, int], None]
+    # endpoints of this chain that refuse log queries over `log_range_limit` blocks: the
+    # node's own limit, or a provider's in front of it
+    limited_urls: Sequence[str]
+    log_range_limit: int
     same_address: Callable[[str, str], bool] = field(default=lambda a, b: a.lower() == b.lower())
     # the gas limit of a message sent without naming one
     default_gas_limit: int = 200_000
     dead_urls: Sequence[str] = ("http://127.0.0.1:1", "http://127.0.0.1:9")
+    # seconds a client of this node waits for an answer (Ganache takes seconds to estimate gas)
+    timeout: float = 5.0
+    # how this family writes the endpoint of a TCP port on 127.0.0.1
+    endpoint_url: Callable[[int], str] = field(default=lambda port: f"http://127.0.0.1:{port}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,11 @@ class DeliveryRoute:
     # in the order the destination gateway takes them
     attest: Callable[[bytes, int, int], list[bytes]]
     receipt_timeout: float = 30.0
+
+
+def _destination_adapter(adapter: ChainAdapter, route: DeliveryRoute) -> ChainAdapter:
+    """An adapter of the same family on the route's destination."""
+    return type(adapter)(route.destination.rpc_urls, timeout=route.destination.timeout)
 
 
 def _observed(adapter: ChainAdapter, chain: ConformanceChain, sent: SentMessage) -> ObservedMessage:
@@ -316,6 +337,55 @@ class AdapterConformance:
     ) -> None:
         assert adapter.messages(chain.gateway, 0, 0) == []
 
+    def test_messages_of_a_range_without_events(
+        self, adapter: ChainAdapter, chain: ConformanceChain
+    ) -> None:
+        sent = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"before")
+        chain.mine(2)
+        head = adapter.head().number
+        assert head >= sent.block_number + 2
+        assert adapter.messages(chain.gateway, sent.block_number + 1, head) == []
+        assert adapter.delivery_outcomes(chain.gateway, sent.block_number + 1, head) == []
+
+    def test_messages_over_the_nodes_range_limit(
+        self, adapter: ChainAdapter, chain: ConformanceChain
+    ) -> None:
+        """Endpoints that refuse a log range over their limit are read in parts: every
+        message of a longer range is found once, in order."""
+        limited = type(adapter)(list(chain.limited_urls), timeout=chain.timeout)
+        first = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"far 1")
+        chain.mine(chain.log_range_limit + 1)
+        second = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"far 2")
+        assert second.block_number - first.block_number + 1 > chain.log_range_limit
+        found = limited.messages(chain.gateway, first.block_number, second.block_number)
+        assert [m.message.payload for m in found] == [b"far 1", b"far 2"]
+        assert found == adapter.messages(chain.gateway, first.block_number, second.block_number)
+        outcomes = limited.delivery_outcomes(chain.gateway, 0, adapter.head().number)
+        assert outcomes == adapter.delivery_outcomes(chain.gateway, 0, adapter.head().number)
+
+    def test_a_reorg_replaces_a_message(
+        self, adapter: ChainAdapter, chain: ConformanceChain
+    ) -> None:
+        """After a reorg no message is reported from the block it replaced: the message is
+        gone, or (where the node takes the transaction back) in a block of the new history."""
+        checkpoint = chain.checkpoint()
+        sent = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"reorged")
+        (observed,) = [
+            m
+            for m in adapter.messages(chain.gateway, sent.block_number, sent.block_number)
+            if m.tx_hash == sent.tx_hash
+        ]
+        chain.reorg_to(checkpoint, 3)
+        head = adapter.head().number
+        assert head >= sent.block_number
+        assert adapter.block_hash(sent.block_number) != observed.block_hash
+        found = adapter.messages(chain.gateway, sent.block_number, head)
+        assert all(m.block_hash != observed.block_hash for m in found)
+        for m in found:  # taken back by the node: it belongs to the new history
+            assert m.block_hash == adapter.block_hash(m.block_number)
+        receipt = adapter.receipt(sent.tx_hash)
+        assert receipt is None or receipt.block_hash == adapter.block_hash(receipt.block_number)
+
     def test_unknown_message_is_not_delivered(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -360,6 +430,26 @@ class AdapterConformance:
         assert [r.url for r in reports] == dead
         assert all(r.chain_id is None and r.error for r in reports)
 
+    def test_a_silent_endpoint_times_out(
+        self, adapter: ChainAdapter, chain: ConformanceChain
+    ) -> None:
+        """An endpoint that takes the connection and never answers costs one timeout: the
+        call fails over to the next URL, or fails naming the endpoint when none is left."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)  # connections complete in the kernel; nothing ever answers
+            url = chain.endpoint_url(silent.getsockname()[1])
+            started = time.monotonic()
+            other = type(adapter)([url, *chain.rpc_urls], timeout=1.0)
+            assert other.chain_id() == chain.chain_id
+            assert time.monotonic() - started < 10
+            alone = type(adapter)([url], timeout=1.0)
+            started = time.monotonic()
+            with pytest.raises(EndpointUnavailableError) as raised:
+                alone.head()
+            assert 0.9 < time.monotonic() - started < 10
+            assert url in str(raised.value) and "timed out" in str(raised.value)
+
     # -- reads at a block ---------------------------------------------------------------
 
     def test_token_reads_at_a_block(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
@@ -393,7 +483,7 @@ class AdapterConformance:
     ) -> None:
         """Bridge a transfer, simulate, sign, send and confirm its delivery; sending the
         same transaction again is not an error."""
-        dst, dest = type(adapter)(route.destination.rpc_urls, timeout=5.0), route.destination
+        dst, dest = _destination_adapter(adapter, route), route.destination
         recipient = chain.fresh_address()
         sent = route.transfer(recipient, 4242)
         observed = _observed(adapter, chain, sent)
@@ -435,6 +525,31 @@ class AdapterConformance:
         assert dst.token_supply(route.wrapped_token) == supply + 4242
         assert dst.token_supply(route.wrapped_token, block=before) == supply
 
+    def test_redelivery_is_skipped(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        """Delivering a message again is harmless: in a batch with a new one, the delivered
+        one is reported skipped and the recipient is not paid twice."""
+        dst, dest = _destination_adapter(adapter, route), route.destination
+        recipient = chain.fresh_address()
+        first = _observed(adapter, chain, route.transfer(recipient, 11)).message
+        signed = _signed_delivery(dst, route, [_attested(dst, route, first)])
+        dst.send_raw(signed.raw)
+        assert _wait_receipt(dst, signed.tx_hash, route.receipt_timeout).success
+        second = _observed(adapter, chain, route.transfer(recipient, 22)).message
+        batch = [_attested(dst, route, first), _attested(dst, route, second)]
+        again = _signed_delivery(dst, route, batch)
+        assert dst.send_raw(again.raw) == again.tx_hash
+        receipt = _wait_receipt(dst, again.tx_hash, route.receipt_timeout)
+        assert receipt.success
+        outcomes = dst.delivery_outcomes(dest.gateway, receipt.block_number, receipt.block_number)
+        statuses = {o.message_id: o.status for o in outcomes if o.tx_hash == again.tx_hash}
+        assert statuses == {first.id: DeliveryStatus.SKIPPED, second.id: DeliveryStatus.DELIVERED}
+        assert dst.is_delivered(dest.gateway, first.id) and dst.is_delivered(
+            dest.gateway, second.id
+        )
+        assert dst.token_balance(route.wrapped_token, recipient) == 33
+
     def test_recipient_failure_is_an_outcome(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:
@@ -444,7 +559,8 @@ class AdapterConformance:
         dest = route.destination
         sent = chain.send_message(dest.chain_id, dest.bridge, b"not a transfer")
         message = _observed(adapter, chain, sent).message
-        dst = type(adapter)([chain.dead_urls[0], *dest.rpc_urls], timeout=5.0)
+        urls = [chain.dead_urls[0], *dest.rpc_urls]
+        dst = type(adapter)(urls, timeout=dest.timeout)
         signed = _signed_delivery(dst, route, [_attested(dst, route, message)])
         assert dst.send_raw(signed.raw) == signed.tx_hash
         receipt = _wait_receipt(dst, signed.tx_hash, route.receipt_timeout)
@@ -458,7 +574,7 @@ class AdapterConformance:
     def test_simulation_refuses_bad_signatures(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:
-        dst, dest = type(adapter)(route.destination.rpc_urls, timeout=5.0), route.destination
+        dst, dest = _destination_adapter(adapter, route), route.destination
         message = _foreign_message(route, chain)
         pending = dst.account_nonce(route.relayer_address, pending=True)
         one = [_attested(dst, route, message, count=1)]

@@ -1,6 +1,12 @@
-"""The conformance suite for the EVM adapter on anvil, plus EVM-only checks (quorum,
-delivery outcomes through a real signed delivery, the attestation digest against the
-deployed Gateway, and how anvil's transaction pool answers)."""
+"""The conformance suite for the EVM adapter on four independent node implementations (anvil,
+Hardhat 2, Ganache 7, geth --dev), plus EVM-only checks (quorum, batches, delivery outcomes
+through a real signed delivery, the attestation digest against the deployed Gateway, each
+node's block tags, and how anvil's transaction pool answers).
+
+The four nodes form one ring of islands for the module (a block per transaction, contracts
+deployed and wired): each node is the source of the suite's messages once, and the
+destination of the deliveries of the node before it, so every node is both with one process
+each. What a node cannot do itself, its fixture provides and says how (EvmChain.describe)."""
 
 from __future__ import annotations
 
@@ -8,8 +14,8 @@ import json
 import os
 import secrets
 import socket
-import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,30 +44,39 @@ from adapters.evm.adapter import EvmAdapter, revert_reason
 from adapters.evm.devnet import (
     DEV_ACCOUNTS,
     VALIDATORS,
-    AnvilNode,
     Deployment,
     Devnet,
     DevnetChain,
-    DevnetError,
+    IslandSpec,
     Transactor,
     contract,
     deploy_contracts,
-    start_anvil,
+    up_islands,
 )
+from adapters.evm.nodes import DevnetError, LocalNode, NodeControl, NodeKind, start_anvil
 from adapters.registry import create_adapter
 from hub.domain.attestation import attestation_digest, sign_digest
+from tests.conformance.endpoints import ProviderProxy
 from tests.conformance.suite import (
     AdapterConformance,
     ConformanceChain,
     DeliveryRoute,
     SentMessage,
 )
+from tests.fixtures.chains import with_free_ports
 
 # Conformance messages go to a chain id no devnet has, so no relayer ever delivers them.
 NOWHERE_CHAIN_ID = 4_242_424
 SENDER = DEV_ACCOUNTS[3]  # a spare account: the relayer and deployer keys stay untouched
 RELAYER = DEV_ACCOUNTS[6]  # the suite's delivery tests relay with a key no other test uses
 TRANSFER_TYPES = ["uint64", "address", "address", "address", "uint256"]
+# The ring: each node delivers to the next. Chain ids of their own (geth --dev's is set by
+# the genesis nodes.py writes).
+RING = (NodeKind.ANVIL, NodeKind.HARDHAT, NodeKind.GANACHE, NodeKind.GETH)
+RING_CHAIN_IDS = 32_100
+# Most blocks one log query may span: geth refuses more itself (--rpc.rangelimit, which
+# bounds end - start); the others have no limit, so a provider's proxy refuses for them.
+LOG_RANGE_LIMIT = 8
 
 
 def _fresh_address() -> str:
@@ -69,10 +84,13 @@ def _fresh_address() -> str:
 
 
 class EvmChain:
-    """Acts on one devnet chain with web3 directly, independently of the adapter."""
+    """Acts on one devnet chain with web3 and the node's own methods, independently of the
+    adapter."""
 
-    def __init__(self, chain: DevnetChain) -> None:
+    def __init__(self, chain: DevnetChain, limited_urls: Sequence[str] = ()) -> None:
         self.chain = chain
+        self.control = NodeControl(chain.kind, chain.rpc_url)
+        self.limited_urls = tuple(limited_urls) or (chain.rpc_url,)
         self.w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
         self.gateway = contract(self.w3, "Gateway", chain.deployment.gateway)
         self.token = contract(self.w3, "TestToken", chain.deployment.test_token)
@@ -95,7 +113,7 @@ class EvmChain:
         )
 
     def mine(self, blocks: int) -> None:
-        self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+        self.control.mine(blocks)
 
     def node_block_hash(self, number: int) -> str | None:
         response = self.w3.provider.make_request(
@@ -135,6 +153,10 @@ class EvmChain:
         )
 
     def describe(self, threshold: int) -> ConformanceChain:
+        """The chain as the suite sees it. A reorg is anvil_reorg on anvil, evm_snapshot and
+        evm_revert on Hardhat and Ganache (they have no reorg), and debug_setHead on geth,
+        whose pool takes the transactions back; mining an empty block on geth --dev is an
+        empty transaction of its developer account (it has no mining method)."""
         dep = self.chain.deployment
         return ConformanceChain(
             chain_id=self.chain.chain_id,
@@ -153,22 +175,67 @@ class EvmChain:
             gateway_message_id=self.gateway_message_id,
             mint_tokens=self.mint_tokens,
             fresh_address=_fresh_address,
+            checkpoint=self.control.checkpoint,
+            reorg_to=lambda checkpoint, blocks: self.control.reorg_to(str(checkpoint), blocks),
+            limited_urls=self.limited_urls,
+            log_range_limit=LOG_RANGE_LIMIT,
+            # Ganache 7 estimates gas by running the transaction over and over in JavaScript:
+            # 1-2 s for a delivery on an idle machine, more on a busy one
+            timeout=30.0 if self.chain.kind is NodeKind.GANACHE else 5.0,
         )
 
 
 @pytest.fixture(scope="module")
-def evm_chain(anvil_devnet: Devnet) -> EvmChain:
-    return EvmChain(anvil_devnet.chain("alpha"))
+def ring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """One node of each implementation, a block per transaction, wired together."""
+    state_dir = tmp_path_factory.mktemp("ring")
+    specs = [
+        IslandSpec(
+            kind,
+            block_time=None,
+            name=kind.value,
+            log_range_limit=LOG_RANGE_LIMIT - 1 if kind is NodeKind.GETH else None,
+        )
+        for kind in RING
+    ]
+    devnet = with_free_ports(
+        len(specs),
+        lambda base: up_islands(specs, base, state_dir, chain_id_base=RING_CHAIN_IDS),
+    )
+    try:
+        yield devnet
+    finally:
+        devnet.stop()
 
 
 @pytest.fixture(scope="module")
-def chain(evm_chain: EvmChain, anvil_devnet: Devnet) -> ConformanceChain:
-    return evm_chain.describe(anvil_devnet.threshold)
+def ring_chains(ring: Devnet) -> Iterator[dict[str, EvmChain]]:
+    """Each ring node as the suite acts on it; the three without a log range limit of their
+    own get a provider's proxy in front that refuses ranges over LOG_RANGE_LIMIT blocks."""
+    with ExitStack() as stack:
+        chains = {}
+        for devnet_chain in ring:
+            limited: tuple[str, ...] = ()
+            if devnet_chain.kind is not NodeKind.GETH:
+                proxy = ProviderProxy(devnet_chain.rpc_url, max_log_range=LOG_RANGE_LIMIT)
+                limited = (stack.enter_context(proxy).url,)
+            chains[devnet_chain.name] = EvmChain(devnet_chain, limited)
+        yield chains
+
+
+@pytest.fixture(scope="module", params=[kind.value for kind in RING])
+def evm_chain(request: pytest.FixtureRequest, ring_chains: dict[str, EvmChain]) -> EvmChain:
+    return ring_chains[request.param]
+
+
+@pytest.fixture(scope="module")
+def chain(evm_chain: EvmChain, ring: Devnet) -> ConformanceChain:
+    return evm_chain.describe(ring.threshold)
 
 
 @pytest.fixture
 def adapter(chain: ConformanceChain) -> EvmAdapter:
-    return EvmAdapter(chain.rpc_urls, timeout=5.0)
+    return EvmAdapter(chain.rpc_urls, timeout=chain.timeout)
 
 
 def attest(destination: DevnetChain, message_id: bytes, epoch: int, count: int) -> list[bytes]:
@@ -180,22 +247,36 @@ def attest(destination: DevnetChain, message_id: bytes, epoch: int, count: int) 
     return [sign_digest(digest, v.private_key) for v in signers]
 
 
+def _next_in_ring(ring: Devnet, name: str) -> DevnetChain:
+    names = [c.name for c in ring]
+    return ring.chain(names[(names.index(name) + 1) % len(names)])
+
+
 @pytest.fixture(scope="module")
-def route(evm_chain: EvmChain, chain: ConformanceChain, anvil_devnet: Devnet) -> DeliveryRoute:
-    beta = anvil_devnet.chain("beta")
+def route(
+    evm_chain: EvmChain, chain: ConformanceChain, ring: Devnet, ring_chains: dict[str, EvmChain]
+) -> DeliveryRoute:
+    """From the chain under test to the next node of the ring."""
+    dst = _next_in_ring(ring, evm_chain.chain.name)
     return DeliveryRoute(
         source=chain,
-        destination=EvmChain(beta).describe(anvil_devnet.threshold),
+        destination=ring_chains[dst.name].describe(ring.threshold),
         relayer_key=RELAYER.private_key,
         relayer_address=RELAYER.address,
-        transfer=lambda to, amount: evm_chain.transfer(beta, to, amount),
-        wrapped_token=evm_chain.chain.wrapped_tokens["beta"],
-        attest=lambda message_id, epoch, count: attest(beta, message_id, epoch, count),
+        transfer=lambda to, amount: evm_chain.transfer(dst, to, amount),
+        wrapped_token=evm_chain.chain.wrapped_tokens[dst.name],
+        attest=lambda message_id, epoch, count: attest(dst, message_id, epoch, count),
     )
 
 
 class TestEvmConformance(AdapterConformance):
-    """The suite, unchanged, against anvil."""
+    """The suite, unchanged, against each node of the ring."""
+
+
+@pytest.fixture(scope="module")
+def anvil_chain(anvil_devnet: Devnet) -> ConformanceChain:
+    """alpha of the session's anvil devnet, for the EVM-only checks below."""
+    return EvmChain(anvil_devnet.chain("alpha")).describe(anvil_devnet.threshold)
 
 
 # -- EVM-only checks --------------------------------------------------------------------
@@ -207,19 +288,19 @@ def test_registry_builds_the_evm_adapter(chain: ConformanceChain) -> None:
     assert adapter.chain_id() == chain.chain_id
 
 
-def test_bridge_operator_reads(chain: ConformanceChain, anvil_devnet: Devnet) -> None:
+def test_bridge_operator_reads(anvil_chain: ConformanceChain, anvil_devnet: Devnet) -> None:
     """The token-bridge reads the hub shows: no limit, not paused, decimals of both kinds."""
-    adapter = EvmAdapter(chain.rpc_urls)
+    adapter = EvmAdapter(anvil_chain.rpc_urls)
     assert isinstance(adapter, BridgeOperator)
     beta = anvil_devnet.chain("beta")
-    assert adapter.token_decimals(chain.token) == 18
+    assert adapter.token_decimals(anvil_chain.token) == 18
     assert adapter.token_decimals(beta.wrapped_tokens["alpha"]) == 18  # beta's ITT on alpha
-    assert adapter.bridge_paused(chain.bridge) is False
+    assert adapter.bridge_paused(anvil_chain.bridge) is False
     for outbound in (True, False):
-        state = adapter.rate_limit(chain.bridge, beta.chain_id, chain.token, outbound)
+        state = adapter.rate_limit(anvil_chain.bridge, beta.chain_id, anvil_chain.token, outbound)
         expected = RateLimit(
             remote_chain_id=beta.chain_id,
-            token=chain.token,
+            token=anvil_chain.token,
             outbound=outbound,
             capacity=0,
             refill_per_second=0,
@@ -240,18 +321,18 @@ def _two_urls(url: str) -> list[str]:
     return [url, url.replace("127.0.0.1", "localhost")]
 
 
-def test_quorum_of_agreeing_endpoints(chain: ConformanceChain) -> None:
-    adapter = EvmAdapter(_two_urls(chain.rpc_urls[0]), quorum=2)
-    sent = chain.send_message(NOWHERE_CHAIN_ID, _fresh_address(), b"q")
-    found = adapter.messages(chain.gateway, sent.block_number, sent.block_number)
+def test_quorum_of_agreeing_endpoints(anvil_chain: ConformanceChain) -> None:
+    adapter = EvmAdapter(_two_urls(anvil_chain.rpc_urls[0]), quorum=2)
+    sent = anvil_chain.send_message(NOWHERE_CHAIN_ID, _fresh_address(), b"q")
+    found = adapter.messages(anvil_chain.gateway, sent.block_number, sent.block_number)
     assert [m.tx_hash for m in found if m.tx_hash == sent.tx_hash] == [sent.tx_hash]
     final = adapter.finalized_block(FinalityPolicy.parse(2))
-    assert final.hash == chain.node_block_hash(final.number)
+    assert final.hash == anvil_chain.node_block_hash(final.number)
     assert adapter.block_hash(final.number) == final.hash
 
 
-def test_quorum_with_a_dead_endpoint(chain: ConformanceChain) -> None:
-    adapter = EvmAdapter([chain.rpc_urls[0], "http://127.0.0.1:1"], quorum=2, timeout=2.0)
+def test_quorum_with_a_dead_endpoint(anvil_chain: ConformanceChain) -> None:
+    adapter = EvmAdapter([anvil_chain.rpc_urls[0], "http://127.0.0.1:1"], quorum=2, timeout=2.0)
     assert adapter.head().number > 0  # plain reads still fail over
     with pytest.raises(QuorumError, match=r"127\.0\.0\.1:1"):
         adapter.block_hash(1)
@@ -272,10 +353,10 @@ def test_quorum_of_disagreeing_endpoints(anvil_devnet: Devnet) -> None:
         adapter.block_hash(after_deployments)
 
 
-def test_failover_prefers_the_last_healthy_endpoint(chain: ConformanceChain) -> None:
-    adapter = EvmAdapter(["http://127.0.0.1:1", chain.rpc_urls[0]], timeout=2.0, cooldown=60)
+def test_failover_prefers_the_last_healthy_endpoint(anvil_chain: ConformanceChain) -> None:
+    adapter = EvmAdapter(["http://127.0.0.1:1", anvil_chain.rpc_urls[0]], timeout=2.0, cooldown=60)
     adapter.head()
-    assert adapter._order()[0].url == chain.rpc_urls[0]
+    assert adapter._order()[0].url == anvil_chain.rpc_urls[0]
 
 
 def test_dead_endpoint_error_is_one_readable_line() -> None:
@@ -286,14 +367,35 @@ def test_dead_endpoint_error_is_one_readable_line() -> None:
     assert "http://127.0.0.1:1" in str(raised.value)
 
 
-def test_safe_and_finalized_tags(chain: ConformanceChain, evm_chain: EvmChain) -> None:
+def test_block_tags_of_each_node(chain: ConformanceChain, evm_chain: EvmChain) -> None:
+    """What `safe` and `finalized` mean differs by node, and the adapter passes the tags
+    through: anvil answers head - 32 and head - 64 (its epoch of 32 slots), Hardhat and
+    Ganache the head itself (a dev chain is final at once), geth --dev `safe` as the head and
+    `finalized` as the last multiple of 32 (its simulated beacon's epoch)."""
     adapter = EvmAdapter(chain.rpc_urls)
-    evm_chain.mine(70)
+    evm_chain.mine(33)
     head = adapter.head().number
     safe = adapter.finalized_block(FinalityPolicy.parse("safe"))
     final = adapter.finalized_block(FinalityPolicy.parse("finalized"))
-    assert 0 < final.number <= safe.number <= head
+    kind = evm_chain.chain.kind
+    if kind is NodeKind.ANVIL:
+        expected = (max(0, head - 32), max(0, head - 64))
+    elif kind is NodeKind.GETH:
+        expected = (head, head if head % 32 == 0 else (head - 1) // 32 * 32)
+    else:
+        expected = (head, head)
+    assert (safe.number, final.number) == expected
     assert safe.hash == chain.node_block_hash(safe.number)
+    assert final.hash == chain.node_block_hash(final.number)
+
+
+def test_a_provider_without_batches(chain: ConformanceChain) -> None:
+    """The gateway's configuration is read in one JSON-RPC batch; an endpoint that refuses
+    batches (as some providers do) is read one call at a time instead."""
+    direct = EvmAdapter(chain.rpc_urls).gateway_config(chain.gateway)
+    with ProviderProxy(chain.rpc_urls[0], refuse_batches=True) as proxy:
+        assert EvmAdapter([proxy.url]).gateway_config(chain.gateway) == direct
+        assert proxy.refused_batches >= 1
 
 
 def test_revert_reason() -> None:
@@ -380,20 +482,6 @@ def test_normalize_address_is_eip55() -> None:
         adapter.normalize_address("0xF39f" + checksummed[6:])
 
 
-def test_timeout_fails_over(chain: ConformanceChain) -> None:
-    """An endpoint that accepts connections but never answers costs one timeout."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        hung = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        adapter = EvmAdapter([hung, chain.rpc_urls[0]], timeout=0.5)
-        started = time.monotonic()
-        assert adapter.chain_id() == chain.chain_id
-        assert time.monotonic() - started < 3
-        (report, _) = adapter.probe_endpoints()
-        assert report.chain_id is None and "timed out" in report.error
-
-
 # -- the devnet itself --------------------------------------------------------------------
 
 
@@ -432,12 +520,12 @@ def test_devnet_is_wired(anvil_devnet: Devnet) -> None:
             assert name == f"Wrapped ITT ({other.name})"
 
 
-def test_start_anvil_refuses_a_taken_port(bare_anvil: AnvilNode) -> None:
+def test_start_anvil_refuses_a_taken_port(bare_anvil: LocalNode) -> None:
     with pytest.raises(DevnetError, match="already in use"):
         start_anvil(bare_anvil.port, 1, block_time=None)
 
 
-def test_bare_anvil_has_no_contracts(bare_anvil: AnvilNode) -> None:
+def test_bare_anvil_has_no_contracts(bare_anvil: LocalNode) -> None:
     adapter = EvmAdapter([bare_anvil.rpc_url])
     assert adapter.chain_id() == bare_anvil.chain_id
     assert adapter.code_at(DEV_ACCOUNTS[0].address) == b""
@@ -455,7 +543,7 @@ def test_anvil_stop_leaves_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "anvil-31777.log").exists()
 
 
-def test_anvil_safe_and_finalized_follow_the_epoch(bare_anvil: AnvilNode) -> None:
+def test_anvil_safe_and_finalized_follow_the_epoch(bare_anvil: LocalNode) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -485,7 +573,7 @@ def test_attestation_digest_matches_the_gateway(anvil_devnet: Devnet) -> None:
 @pytest.fixture(scope="module")
 def private_anvil(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[AnvilNode, Deployment]]:
+) -> Iterator[tuple[LocalNode, Deployment]]:
     """An anvil of this module's own (automine), with the contracts deployed: its tests
     pause the gateway and stop mining, which the shared devnet must never see."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -514,7 +602,7 @@ def _private_batch(deployment: Deployment, signers: Sequence[Any]) -> list[Signe
     return [SignedMessage(message, tuple(sign_digest(digest, v.private_key) for v in ordered))]
 
 
-def test_simulation_reasons(private_anvil: tuple[AnvilNode, Deployment]) -> None:
+def test_simulation_reasons(private_anvil: tuple[LocalNode, Deployment]) -> None:
     node, deployment = private_anvil
     adapter, gateway = EvmAdapter([node.rpc_url]), deployment.gateway
     good = _private_batch(deployment, VALIDATORS[:2])
@@ -537,12 +625,12 @@ def test_simulation_reasons(private_anvil: tuple[AnvilNode, Deployment]) -> None
         owner.wait()
 
 
-def _rpc(node: AnvilNode, method: str, *params: Any) -> Any:
+def _rpc(node: LocalNode, method: str, *params: Any) -> Any:
     w3 = Web3(Web3.HTTPProvider(node.rpc_url))
     return w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
 
 
-def test_pool_answers(private_anvil: tuple[AnvilNode, Deployment]) -> None:
+def test_pool_answers(private_anvil: tuple[LocalNode, Deployment]) -> None:
     """With mining stopped: resending is not an error, a replacement needs both fees 10%
     higher, and a nonce already mined is NonceTooLowError unless it is the same tx."""
     node, deployment = private_anvil

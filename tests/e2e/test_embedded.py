@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adapters.evm.demo import itt_on
-from adapters.evm.devnet import port_free
+from adapters.evm.nodes import port_free
 from tests.conftest import ROOT, free_port
 from tests.fixtures.chains import free_port_block
 from tests.integration.relay.chain import Sender, balance, contract, rpc

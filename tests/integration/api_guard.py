@@ -79,7 +79,7 @@ def prepare(db_url: str, devnet_doc: dict[str, Any]) -> tuple[dict[str, str], di
     truncate(db_url)
     engine = make_engine(db_url)
     with transaction(make_sessionmaker(engine)) as session:
-        register_devnet(session, devnet_doc, "test", NetworkPolicy(), 5.0)
+        register_devnet(session, devnet_doc, "test", NetworkPolicy(allow_private=True), 5.0)
         messages = seed_messages(session)
         keys = make_keys(session)
     engine.dispose()

@@ -35,7 +35,7 @@ def islands(
 @contextmanager
 def plain_anvil(chain_id: int) -> Iterator[str]:
     """`anvil --port P --chain-id N`, started by hand as the issue's user does."""
-    from adapters.evm.devnet import find_anvil
+    from adapters.evm.nodes import find_anvil
 
     port = free_port()
     proc = subprocess.Popen(

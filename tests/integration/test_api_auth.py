@@ -32,6 +32,7 @@ NEEDS = {
     ("PATCH", "/v1/routes/{route_id}"): "operator",
     ("POST", "/v1/assets"): "admin",
     ("PATCH", "/v1/assets/{symbol}"): "operator",
+    ("POST", "/v1/assets/{symbol}/deployments"): "admin",
     ("POST", "/v1/messages/{message_id}/retry"): "operator",
     ("POST", "/v1/transfers/{message_id}/return"): "operator",
     ("POST", "/v1/messages/{message_id}/attestations"): OPEN,
@@ -56,6 +57,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "home_token": "0x" + "33" * 20,
     },
     ("PATCH", "/v1/assets/{symbol}"): {"paused": True, "reason": "matrix"},
+    ("POST", "/v1/assets/{symbol}/deployments"): {"chain": "beta"},
     ("POST", "/v1/messages/{message_id}/attestations"): {"signature": "0x" + "ab" * 65},
 }
 

@@ -39,7 +39,7 @@ def ctx(anvil_devnet: Devnet) -> Iterator[tuple[RelayContext, dict[str, Any]]]:
         upgrade(url)
         context = RelayContext.start(Settings(database_url=url, rpc_allow_private=True))
         with context.transaction() as session:
-            register_devnet(session, doc, "test", NetworkPolicy(), 5.0)
+            register_devnet(session, doc, "test", NetworkPolicy(allow_private=True), 5.0)
         yield context, doc
         context.sessions.kw["bind"].dispose()
 

@@ -75,7 +75,7 @@ def test_register_own_chain_with_one_call(
 def test_rpc_key_stays_out_of_responses_and_database(
     client: httpx.Client, admin: dict[str, str], own_chain: dict[str, Any], clean_db: str
 ) -> None:
-    url = own_chain["rpc_url"] + "/?apikey=${RPC_TEST_KEY}"
+    url = own_chain["rpc_url"] + "/?apikey=${HUB_RPC_SECRET_TEST}"
     created = client.post("/v1/chains", json=registration(own_chain, rpc_urls=[url]), headers=admin)
     assert created.status_code == 201, created.text
     assert created.json()["rpc_urls"] == [own_chain["rpc_url"] + "/?apikey=***"]
@@ -86,12 +86,15 @@ def test_rpc_key_stays_out_of_responses_and_database(
         stored = " ".join(str(r) for r in conn.execute(text("SELECT * FROM chains")).all())
         audit = " ".join(str(r) for r in conn.execute(text("SELECT * FROM audit_log")).all())
     engine.dispose()
-    assert "${RPC_TEST_KEY}" in stored
+    assert "${HUB_RPC_SECRET_TEST}" in stored
     for place in (created.text, shown.text, stored, audit):
         assert RPC_SECRET not in place
 
     unset = registration(
-        own_chain, name="own2", chain_id=1, rpc_urls=[own_chain["rpc_url"] + "/${NOPE}"]
+        own_chain,
+        name="own2",
+        chain_id=1,
+        rpc_urls=[own_chain["rpc_url"] + "/${HUB_RPC_SECRET_NOPE}"],
     )
     assert_error(client.post("/v1/chains", json=unset, headers=admin), 422, "NOPE")
 

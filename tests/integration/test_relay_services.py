@@ -8,6 +8,7 @@ from datetime import timedelta
 from itertools import count
 
 import pytest
+from eth_account import Account
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,10 +24,11 @@ from hub.db.models import (
     ValidatorSet,
     utcnow,
 )
+from hub.domain.attestation import attestation_digest, recover_signer, sign_digest
 from hub.domain.errors import ConflictError, IllegalTransitionError
 from hub.domain.states import MessageState
 from hub.services.messages import transition
-from hub.services.relay.attestations import promote_signed
+from hub.services.relay.attestations import promote_signed, signatures_for
 from hub.services.relay.deliver import pick_batch
 from hub.services.relay.outcomes import fail_attempt
 from hub.services.relay.retry import retry_message
@@ -244,3 +246,37 @@ def test_routes_decide_rejection(session: Session, pair: tuple[Chain, Chain, Rou
     route.status = "paused"  # paused still counts: its messages wait, they are not rejected
     assert routed_destinations(session, alpha) == {beta.chain_id: DEFAULT_ROUTE_MAX_GAS}
     assert routed_destinations(session, beta) == {}
+
+
+def test_a_signature_that_does_not_verify_is_passed_over(
+    session: Session, pair: tuple[Chain, Chain, Route]
+) -> None:
+    """A stored row that does not recover to its signer (written around the API) is never
+    sent: the delivery takes the threshold from the signatures that verify."""
+    alpha, beta, _ = pair
+    keys = [Account.create() for _ in range(3)]
+    members = sorted((k for k in keys), key=lambda k: int(k.address, 16))
+    session.add(
+        ValidatorSet(
+            chain_id=beta.id, epoch=1, threshold=2, validators=[k.address for k in members]
+        )
+    )
+    message = add_message(session, alpha, beta, S.ATTESTED)
+    digest = attestation_digest(
+        bytes.fromhex(message.id[2:]), 1, beta.chain_id, beta.gateway_address
+    )
+    lowest, *honest = members
+    bogus = sign_digest(digest, honest[0].key.hex())  # someone else's signature, under its name
+    session.add(
+        Attestation(
+            message_id=message.id, validator=lowest.address, epoch=1, signature="0x" + bogus.hex()
+        )
+    )
+    for key in honest:
+        signature = "0x" + sign_digest(digest, key.key.hex()).hex()
+        session.add(
+            Attestation(message_id=message.id, validator=key.address, epoch=1, signature=signature)
+        )
+    session.flush()
+    chosen = signatures_for(session, [message], beta)[message.id]
+    assert [recover_signer(digest, s) for s in chosen] == [k.address for k in honest]

@@ -262,7 +262,11 @@ contract Gateway is Ownable2Step, Pausable, ReentrancyGuard, EIP712 {
         for (uint256 i = 0; i < n; ++i) {
             bytes calldata sig = signatures[i];
             if (sig.length != 65) revert InvalidSignatureLength();
-            address signer = ECDSA.recoverCalldata(digest, sig);
+            // r, s, v from calldata as ECDSA.recoverCalldata does (OpenZeppelin 5.5+, whose
+            // Strings needs Cancun's MCOPY): the contracts target Shanghai (see build.mjs).
+            address signer = ECDSA.recover(
+                digest, uint8(sig[64]), bytes32(sig[0:32]), bytes32(sig[32:64])
+            );
             if (signer <= last) revert SignersNotAscending();
             if (_memberEpoch[signer] != currentEpoch) revert UnknownSigner();
             last = signer;

@@ -51,10 +51,10 @@ def list_chains(session: SessionDep, include_retired: bool = False) -> list[Chai
 
 
 @router.get("/{name}", response_model=ChainOut, responses=refusals(404, 422))
-def get_chain(name: str, session: SessionDep, settings: SettingsDep) -> ChainOut:
+def get_chain(name: str, session: SessionDep, settings: SettingsDep, policy: PolicyDep) -> ChainOut:
     """A chain with its live head and finalized block, as the chain reports them now."""
     chain = svc.get_chain(session, name)
-    live = svc.live_status(chain, settings.rpc_timeout)
+    live = svc.live_status(chain, settings.rpc_timeout, policy)
     return ChainOut.of(chain, LiveOut(**live.__dict__), _relay_state(session, chain))
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from hub.api.deps import SessionDep, SettingsDep
+from hub.api.deps import PolicyDep, SessionDep, SettingsDep
 from hub.api.schemas import Alive, ReadyOut
 from hub.services import chains as chain_svc
 
@@ -26,7 +26,7 @@ def healthz() -> dict[str, str]:
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "The database or a chain does not answer"}},
 )
-def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+def readyz(session: SessionDep, settings: SettingsDep, policy: PolicyDep) -> JSONResponse:
     """The database answers and every active chain is reachable; 503 otherwise."""
     checks: dict[str, Any] = {}
     try:
@@ -37,7 +37,7 @@ def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     chains: dict[str, Any] = {}
     if checks["database"]["ok"]:
         for chain in chain_svc.list_chains(session):
-            live = chain_svc.live_status(chain, min(settings.rpc_timeout, 2.0))
+            live = chain_svc.live_status(chain, min(settings.rpc_timeout, 2.0), policy)
             chains[chain.name] = {"ok": live.reachable, "head": live.head, "error": live.error}
     ready = checks["database"]["ok"] and all(c["ok"] for c in chains.values())
     body = {

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from hub.api.deps import SessionDep, SettingsDep
+from hub.api.deps import PolicyDep, SessionDep, SettingsDep
 from hub.api.errors import refusals
 from hub.api.routers.messages import chain_names
 from hub.api.schemas import MessageOut
@@ -35,10 +35,10 @@ LIVE_TIMEOUT = 2.0
 
 
 @router.get("/v1/status", response_model=StatusOut)
-def status(session: SessionDep, settings: SettingsDep) -> StatusOut:
+def status(session: SessionDep, settings: SettingsDep, policy: PolicyDep) -> StatusOut:
     """Chains (head read live, finality and scan lag), routes (deliveries in the last ten
     minutes, messages in flight, pauses), assets, the backlog per state and open alerts."""
-    found = svc.overview(session, min(settings.rpc_timeout, LIVE_TIMEOUT))
+    found = svc.overview(session, min(settings.rpc_timeout, LIVE_TIMEOUT), policy)
     return StatusOut.of(found)
 
 

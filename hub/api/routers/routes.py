@@ -3,12 +3,13 @@ the rate limits their bridges enforce."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
 from adapters.base import AdapterError, BridgeOperator, RateLimit
-from hub.api.deps import AdminDep, OperatorDep, SessionDep, SettingsDep, commit
+from hub.api.deps import AdminDep, OperatorDep, PolicyDep, SessionDep, SettingsDep, commit
 from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import BucketOut, LimitOut, RouteCreate, RouteOut, RoutePatch
 from hub.db.models import Chain, Route, RouteLimit
@@ -16,7 +17,7 @@ from hub.domain.errors import CheckFailedError, ForbiddenError
 from hub.services import routes as svc
 from hub.services.chains import chain_adapter
 from hub.services.keys import Role
-from hub.services.netpolicy import scrub
+from hub.services.netpolicy import NetworkPolicy
 from hub.services.relay.guardian import bridge_limits
 
 router = APIRouter(prefix="/v1/routes", tags=["routes"])
@@ -41,33 +42,40 @@ def list_routes(session: SessionDep) -> list[RouteOut]:
 
 
 @router.get("/{route_id}", response_model=RouteOut, responses=refusals(404, 422))
-def get_route(route_id: RouteId, session: SessionDep, settings: SettingsDep) -> RouteOut:
+def get_route(
+    route_id: RouteId, session: SessionDep, settings: SettingsDep, policy: PolicyDep
+) -> RouteOut:
     """A route, with each rate limit as both bridges hold it now (read live)."""
     route = svc.get_route(session, route_id)
-    timeout = settings.rpc_timeout
-    limits = [LimitOut.of(row, _buckets(route, row, timeout)) for row in route.limits]
+    reader = _Reader(settings.rpc_timeout, policy)
+    limits = [LimitOut.of(row, _buckets(route, row, reader)) for row in route.limits]
     return RouteOut.of(route, limits)
 
 
-def _buckets(route: Route, row: RouteLimit, timeout: float) -> list[BucketOut]:
+@dataclass(frozen=True)
+class _Reader:
+    timeout: float
+    policy: NetworkPolicy
+
+
+def _buckets(route: Route, row: RouteLimit, reader: _Reader) -> list[BucketOut]:
     found = []
     for chain in (route.src, route.dst):
         for limit in bridge_limits(row, chain):
-            found.append(_bucket(chain.name, _read(chain, limit, timeout)))
+            found.append(_bucket(chain.name, _read(chain, limit, reader)))
     return found
 
 
-def _read(chain: Chain, limit: RateLimit, timeout: float) -> tuple[RateLimit, int | None]:
-    adapter = chain_adapter(chain, timeout)
+def _read(chain: Chain, limit: RateLimit, reader: _Reader) -> tuple[RateLimit, int | None]:
+    adapter = chain_adapter(chain, reader.timeout, reader.policy)
     if not isinstance(adapter, BridgeOperator):
         raise CheckFailedError(f"the {adapter.family} adapter cannot read a token bridge")
     try:
         state = adapter.rate_limit(
             chain.bridge_address, limit.remote_chain_id, limit.token, limit.outbound
         )
-    except AdapterError as exc:
-        error = scrub(str(exc), chain.rpc_urls)
-        raise CheckFailedError(f"could not read the bridge on {chain.name}: {error}") from None
+    except AdapterError as exc:  # the adapter names only redacted URLs
+        raise CheckFailedError(f"could not read the bridge on {chain.name}: {exc}") from None
     available = state.available if state.limit.limited else None
     return state.limit, available
 

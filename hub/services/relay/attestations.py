@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import ChainAdapter
 from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
-from hub.domain.attestation import attestation_digest, recover_signer
+from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
 from hub.domain.states import MessageState
 from hub.services.messages import transition
@@ -66,7 +66,12 @@ def validator_set(session: Session, dst: Chain) -> ValidatorSet:
 def record_attestation(session: Session, message: Message, signature: bytes) -> str:
     """Store a signature if it recovers to a member of the destination's current set;
     promote the message to attested at the threshold. Returns the signer. Posting a stored
-    signature again is a no-op, in any state."""
+    signature again is a no-op, in any state. What is stored is the form the gateway accepts
+    (v 27/28), whatever form of a valid signature was posted."""
+    try:
+        signature = normalize_signature(signature)
+    except ValueError as exc:
+        raise InvalidInputError(f"signature: {exc}") from None
     dst = chain_by_id(session, message.dst_chain_id)
     if dst is None:
         raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
@@ -150,12 +155,31 @@ def signatures_for(session: Session, messages: list[Message], dst: Chain) -> dic
         if row.validator.lower() in members:
             by_message[row.message_id].append(row)
     return {
-        message_id: [
-            bytes.fromhex(r.signature[2:])
-            for r in sorted(found, key=lambda r: int(r.validator, 16))[: vset.threshold]
-        ]
+        message_id: _verified(message_id, found, dst, vset)
         for message_id, found in by_message.items()
     }
+
+
+def _verified(
+    message_id: str, found: list[Attestation], dst: Chain, vset: ValidatorSet
+) -> list[bytes]:
+    """Threshold-many signatures that recover to their stated signer, ascending by signer.
+    They were checked when stored; checking again (cheap, compiled) means a row that does
+    not verify (written around the API) is passed over, never sent to make a delivery revert."""
+    digest = attestation_digest(
+        bytes.fromhex(message_id[2:]), vset.epoch, dst.chain_id, dst.gateway_address
+    )
+    good = []
+    for row in sorted(found, key=lambda r: int(r.validator, 16)):
+        signature = bytes.fromhex(row.signature[2:])
+        try:
+            if recover_signer(digest, signature).lower() == row.validator.lower():
+                good.append(signature)
+        except ValueError:
+            continue
+        if len(good) == vset.threshold:
+            break
+    return good
 
 
 def promote_signed(session: Session, dst: Chain) -> int:

@@ -102,7 +102,7 @@ def ops(ops_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         upgrade(db_url)
         engine = make_engine(db_url)
         with transaction(make_sessionmaker(engine)) as session:
-            register_devnet(session, doc, "test", NetworkPolicy(), 5.0)
+            register_devnet(session, doc, "test", NetworkPolicy(allow_private=True), 5.0)
         engine.dispose()
         api, url = start_api(db_url, log_dir / "api.log", **RELAY_ENV)
         s = Stack(doc=doc, api=url, db_url=db_url, redis_url=redis_url, log_dir=log_dir)

@@ -20,6 +20,7 @@ from hub.services.relay import validator_config
 from tests.conftest import ROOT, RPC_SECRET, hub_env
 
 RELAY_ENV = {
+    "HUB_RPC_SECRET_TEST": RPC_SECRET,  # a provider's key, for URLs that refer to it
     "HUB_TICK_SECONDS": "0.4",
     "HUB_LEASE_SECONDS": "10",
     "HUB_MAX_ATTEMPTS": "2",
@@ -28,7 +29,6 @@ RELAY_ENV = {
     "HUB_STUCK_AFTER_SECONDS": "2",
     "HUB_MAX_FEE_CAP_GWEI": "2",
     "HUB_LOG_LEVEL": "INFO",
-    "RPC_TEST_KEY": RPC_SECRET,  # for RPC URLs that refer to ${RPC_TEST_KEY}
 }
 
 
@@ -87,28 +87,33 @@ class Stack:
         return path
 
     def start_validators(self) -> None:
-        config = str(self.validator_config())
         for i in range(3):
-            self.celery(
-                f"validator-{i + 1}",
-                [
-                    "worker",
-                    "-Q",
-                    f"validator-{i + 1}",
-                    "-c",
-                    "1",
-                    "--pool",
-                    "solo",
-                    "-n",
-                    f"validator-{i + 1}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                HUB_VALIDATOR_KEY=self.key("validator", i),
-                HUB_VALIDATOR_CONFIG=config,
-            )
+            self.start_validator(i)
+
+    def start_validator(self, index: int) -> None:
+        """The worker `validator-{index + 1}`, with the devnet's validator key `index` and the
+        validators' own view of the chains."""
+        name = f"validator-{index + 1}"
+        self.celery(
+            name,
+            [
+                "worker",
+                "-Q",
+                name,
+                "-c",
+                "1",
+                "--pool",
+                "solo",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+            ],
+            HUB_VALIDATOR_KEY=self.key("validator", index),
+            HUB_VALIDATOR_CONFIG=str(self.validator_config()),
+        )
 
     def start_beat(self) -> None:
         schedule = self.log_dir / "beat-schedule"

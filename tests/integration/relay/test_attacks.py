@@ -20,7 +20,8 @@ from eth_utils.crypto import keccak
 from adapters.base import Message as WireMessage
 from adapters.evm.contracts import load_artifact
 from adapters.evm.devnet import contract as devnet_contract
-from adapters.evm.devnet import deploy_contracts, start_anvil
+from adapters.evm.devnet import deploy_contracts
+from adapters.evm.nodes import start_anvil
 from tests.conftest import ADMIN_TOKEN
 from tests.fixtures.chains import free_port_block
 from tests.integration.relay.chain import (

@@ -5,7 +5,7 @@ stack used: the relayer's and validators' private keys, the admin token, API key
 and an RPC provider's secret in an RPC URL.
 
 The RPC secret is put to work first: alpha's RPC URL is replaced by one that carries
-${RPC_TEST_KEY} in its query and password, through a small proxy to alpha's node; the
+${HUB_RPC_SECRET_TEST} in its query and password, through a small proxy to alpha's node; the
 workers scan through it, then the proxy goes away (a provider outage), so that every process
 that reads alpha fails with that URL in hand, and the URL is set back."""
 
@@ -30,7 +30,7 @@ from tests.integration.relay.stack import Stack, wait_for
 from tests.integration.relay.test_relay import post
 
 pytestmark = pytest.mark.integration
-SECRET_REF = "${RPC_TEST_KEY}"  # the stack's processes have RPC_TEST_KEY=RPC_SECRET
+SECRET_REF = "${HUB_RPC_SECRET_TEST}"  # the stack's processes have it = RPC_SECRET
 
 
 @dataclass
@@ -274,18 +274,7 @@ def test_no_answer_holds_a_secret(exercised: Exercised, name: str) -> None:
         assert form not in exercised.answers, f"the {name} is in an API answer"
 
 
-# Known leak, for its owners to fix (adapters/, hub/services/relay/): the EVM adapter's
-# "every RPC endpoint failed: <url>: ..." names each URL as expanded, and the relay's step
-# runner logs it as is ("step failed"), so a provider key in a URL reaches relay.log. Strict:
-# once fixed, this xfail fails until its mark is removed.
-LEAKS_TO_LOGS = {
-    "RPC secret": pytest.mark.xfail(
-        strict=True, reason="relay 'step failed' logs the adapter's error with expanded URLs"
-    )
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=LEAKS_TO_LOGS.get(n, ())) for n in SECRETS])
+@pytest.mark.parametrize("name", SECRETS)
 def test_no_log_holds_a_secret(exercised: Exercised, name: str) -> None:
     for log, text in exercised.logs.items():
         for form in forms(exercised.secrets[name]):
