@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 GETH_VERSION := v1.17.10
 GETH := .tools/geth-$(GETH_VERSION)/bin/geth
 
-.PHONY: setup services run test test-unit lint contracts devnet clean
+.PHONY: setup services browser run test test-unit lint contracts web devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed $(GETH)
 
@@ -32,10 +32,13 @@ $(GETH):
 services:
 	scripts/services.sh
 
+browser:
+	scripts/browser.sh
+
 run: setup
 	$(BIN)/islands up
 
-test: setup services
+test: setup services browser
 	$(BIN)/pytest
 
 test-unit: setup
@@ -48,6 +51,11 @@ lint: setup
 
 contracts: node_modules/.installed
 	node adapters/evm/build.mjs
+
+# The dashboard: web/ (TypeScript, Vite from npm) built into hub/web, which is committed and
+# served by the API; a test fails when it is stale.
+web: node_modules/.installed
+	npm run --silent web
 
 devnet: setup
 	$(BIN)/islands devnet up

@@ -6,6 +6,7 @@ delivering to it. Everything here is synchronous (Celery's prefork workers are).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +18,27 @@ from eth_utils.crypto import keccak
 
 MESSAGE_VERSION = 2
 MESSAGE_ABI_TYPE = "(uint8,uint64,address,uint64,uint64,address,address,uint64,bytes)"
+
+# -- observing RPC calls ----------------------------------------------------------------
+# An adapter reports each call it makes on one endpoint: (url, seconds, outcome), outcome
+# "ok", "error" (transport or node error), "reverted" or "refused" (the node said no). The
+# hub turns these into metrics; adapters know nothing of it. The URL may carry a provider
+# key: observers must not show it.
+RpcObserver = Callable[[str, float, str], None]
+_rpc_observers: list[RpcObserver] = []
+
+
+def observe_rpc(observer: RpcObserver) -> None:
+    """Call `observer` after every RPC call any adapter of this process makes."""
+    if observer not in _rpc_observers:
+        _rpc_observers.append(observer)
+
+
+def report_rpc(url: str, seconds: float, outcome: str) -> None:
+    """For adapters: one call on one endpoint is done. Observing never breaks a call."""
+    for observer in list(_rpc_observers):
+        with contextlib.suppress(Exception):
+            observer(url, seconds, outcome)
 
 
 # Asked at every connection, for every address the host resolved to: (host, address) ->

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
+from hub import cli_ops
 from hub.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="Islands Hub: a cross-chain interoperability hub.", no_args_is_help=True)
@@ -74,11 +75,28 @@ def up(
 
 @app.command()
 def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the REST API (distributed form: run several, behind a balancer)."""
+    """Serve the REST API (distributed form: run several, behind a balancer). With several
+    workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory: /metrics adds them up."""
     import uvicorn
 
-    _settings()  # refuse to start with bad settings, before any worker process starts
-    uvicorn.run("hub.api.main:app", host=host, port=port, workers=workers, log_level="info")
+    from hub.logs import configure
+
+    settings = _settings()  # refuse to start with bad settings, before any worker starts
+    configure(settings.log_level)  # uvicorn's own events as JSON too
+    uvicorn.run(
+        "hub.api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=None,
+        access_log=False,  # the API logs each write and refusal itself, as JSON
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+
+
+# Open feed streams end within this when the server stops (they never end by themselves).
+GRACEFUL_SECONDS = 5
 
 
 @devnet_app.command("up")
@@ -169,9 +187,13 @@ def devnet_deploy(
     if not dev_keys:
         _refuse_public_roles(key, roles)
     try:
-        deployment = devnet.deploy_contracts(rpc, key, validators, threshold, guardian=guardian)
-        if owner is not None and owner.lower() != deployment.owner.lower():
-            deployment = devnet.transfer_ownership(rpc, key, deployment, owner)
+        with cli_ops.steps("deploy", 4 if owner else 3) as step:
+            deployment = devnet.deploy_contracts(
+                rpc, key, validators, threshold, guardian=guardian, on_step=step
+            )
+            if owner is not None and owner.lower() != deployment.owner.lower():
+                step("transfer ownership (two steps)")
+                deployment = devnet.transfer_ownership(rpc, key, deployment, owner)
     except Exception as exc:  # shown as a message, never a traceback
         raise fail(f"could not deploy to {rpc}: {exc}") from None
     validator_set = {"validators": list(validators), "threshold": threshold}
@@ -358,6 +380,14 @@ def db_upgrade(revision: str = "head") -> None:
 
     upgrade(_settings().database_url, revision)
     typer.echo("database is at " + revision, err=True)
+
+
+# Operators' and users' commands, all through the API (hub.client).
+app.command()(cli_ops.status)
+app.command()(cli_ops.transfer)
+app.add_typer(cli_ops.messages_app, name="messages")
+app.add_typer(cli_ops.validator_app, name="validator")
+devnet_app.command("attach")(cli_ops.devnet_attach)
 
 
 def main() -> None:

@@ -51,7 +51,14 @@ def run(
         loop = _start_relay(settings, devnet)
         stack.callback(loop.stop)
         _announce(settings, host, port, devnet is not None)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # an open dashboard's feed never ends by itself
+        )
         try:
             uvicorn.Server(config).run()
         except KeyboardInterrupt:

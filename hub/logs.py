@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 _NAMES_URLS = ("web3", "urllib3", "requests")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+# Fields every event logged in this context carries (the message id a request names).
+_context: ContextVar[dict[str, Any] | None] = ContextVar("islands_log_context", default=None)
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Events logged inside carry these fields (an event's own fields win)."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,6 +35,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        entry.update(_context.get() or {})
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

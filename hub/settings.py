@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     fee_bump_percent: int = Field(default=25, ge=10)
     max_fee_cap_gwei: int = Field(default=500, ge=1)
 
+    # A Celery worker serves its /metrics here (its processes' metrics added up).
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="A worker's /metrics port; unset: none"
+    )
+    metrics_host: str = "127.0.0.1"
+
     state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"
 

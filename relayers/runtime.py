@@ -6,9 +6,10 @@ import os
 import sys
 from typing import Any
 
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown
 from redis import Redis
 
+from hub import metrics
 from hub.logs import configure
 from hub.services.relay import validator_config
 from hub.services.relay.context import RelayContext
@@ -26,6 +27,7 @@ def context() -> RelayContext:
     if _context is None or _context[0] != os.getpid():
         settings = Settings()
         configure(settings.log_level)
+        metrics.install()
         _context = (os.getpid(), RelayContext.start(settings))
     return _context[1]
 
@@ -71,3 +73,19 @@ def _refuse_to_start_without_config(**_: Any) -> None:
     except validator_config.ValidatorConfigError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The worker's main process serves /metrics for all its processes (multiprocess mode:
+    each pool child writes its values to files the main process adds up)."""
+    settings = Settings()
+    if settings.metrics_port is None:
+        return
+    metrics.prepare_multiprocess_dir()
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+
+
+@worker_process_shutdown.connect
+def _child_exited(**_: Any) -> None:
+    metrics.process_exited(os.getpid())

@@ -68,6 +68,7 @@ from adapters.base import (
     SimulationError,
     UnderpricedError,
     WrappedTokenSpec,
+    report_rpc,
 )
 from adapters.evm.contracts import abi, decode_revert
 from adapters.http import TransportRefusedError, rpc_session
@@ -699,11 +700,15 @@ class EvmAdapter:
 
     def _attempt(self, endpoint: _Endpoint, what: str, fn: Callable[[Web3], T]) -> T:
         """One call on one endpoint; a revert is final, other errors fail the endpoint."""
+        started, outcome = time.monotonic(), "error"
         try:
             result = fn(endpoint.web3())
+            outcome = "ok"
         except AdapterError:
+            outcome = "refused"  # the node answered, and said no (a revert, a used nonce)
             raise
         except (ContractLogicError, BadFunctionCallOutput) as exc:
+            outcome = "reverted"
             raise AdapterError(
                 f"{what} failed on {endpoint.shown}: {endpoint.describe(exc)}"
             ) from None
@@ -712,6 +717,8 @@ class EvmAdapter:
         except (OSError, Web3Exception, ValueError, TransportRefusedError) as exc:
             self._mark(endpoint, healthy=False)
             raise _EndpointFailureError(endpoint.describe(exc)) from None
+        finally:
+            report_rpc(endpoint.shown, time.monotonic() - started, outcome)
         self._mark(endpoint, healthy=True)
         return result
 

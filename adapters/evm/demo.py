@@ -44,15 +44,41 @@ def bridge(
     """`TokenBridge.bridgeOut` of `amount` base units of ITT from `src` to `dst` (approving
     the bridge first at home); waits for the receipt."""
     source, target = _chain(doc, src), _chain(doc, dst)
-    w3 = connect(source["rpc_url"])
+    at_home = src == doc["asset"]["home_chain"]
+    return bridge_out(
+        source["rpc_url"],
+        source["bridge"],
+        itt_on(doc, src),
+        target["chain_id"],
+        amount,
+        key,
+        to=to,
+        approve=at_home,
+    )
+
+
+def bridge_out(
+    rpc_url: str,
+    bridge_address: str,
+    token: str,
+    dst_chain_id: int,
+    amount: int,
+    key: str,
+    *,
+    to: str | None = None,
+    approve: bool = False,
+) -> Sent:
+    """`TokenBridge.bridgeOut(token, dst, to, amount)` signed with `key` (to defaults to the
+    key's own address); `approve`: let the bridge take the tokens first (a token at home is
+    locked, a wrapped one is burnt). Waits for the receipt."""
+    w3 = connect(rpc_url)
     tx = Transactor(w3, key)
-    token = itt_on(doc, src)
-    if src == doc["asset"]["home_chain"]:
+    if approve:
         erc20 = contract(w3, "TestToken", token)
-        tx.send(erc20.functions.approve(source["bridge"], amount), "approve the bridge")
+        tx.send(erc20.functions.approve(bridge_address, amount), "approve the bridge")
         tx.wait()  # bridgeOut's gas estimate needs the allowance in place
-    bridge_contract = contract(w3, "TokenBridge", source["bridge"])
-    call = bridge_contract.functions.bridgeOut(token, target["chain_id"], to or tx.address, amount)
+    bridge_contract = contract(w3, "TokenBridge", bridge_address)
+    call = bridge_contract.functions.bridgeOut(token, dst_chain_id, to or tx.address, amount)
     tx.send(call, "bridgeOut")
     receipt = tx.wait()[-1]
     event = bridge_contract.events.BridgedOut().process_receipt(receipt, errors=DISCARD)[0]

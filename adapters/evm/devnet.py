@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_typing import ABI, ChecksumAddress
@@ -219,24 +220,29 @@ def deploy_contracts(
     threshold: int,
     *,
     guardian: str | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Deployment:
     """Deploy Gateway, TokenBridge, TestToken ("ITT", 1M to the deployer) and the demo Inbox
     application on one chain. The deployer owns Gateway and TokenBridge; the bridge's guardian
-    is `guardian` (default: the deployer)."""
+    is `guardian` (default: the deployer). `on_step` hears each step as it starts."""
+    step = on_step or (lambda _what: None)
     w3 = connect(rpc_url)
     tx = Transactor(w3, deployer_key)
     owner = tx.address
     members = [to_checksum_address(v) for v in validators]
+    step("deploy Gateway and TestToken")
     tx.send(contract(w3, "Gateway").constructor(owner, members, threshold), "deploy Gateway")
     token_ctor = contract(w3, "TestToken").constructor(TOKEN_NAME, TOKEN_SYMBOL, TOKEN_SUPPLY)
     tx.send(token_ctor, "deploy TestToken")
     gateway_receipt, token_receipt = tx.wait()
     gateway = _created(gateway_receipt, "deploy Gateway")
+    step("deploy TokenBridge and Inbox")
     tx.send(contract(w3, "TokenBridge").constructor(gateway, owner), "deploy TokenBridge")
     tx.send(contract(w3, "Inbox").constructor(gateway), "deploy Inbox")
     bridge_receipt, inbox_receipt = tx.wait()
     bridge = _created(bridge_receipt, "deploy TokenBridge")
     guardian = to_checksum_address(guardian or owner)
+    step("set the bridge's guardian")
     tx.send(contract(w3, "TokenBridge", bridge).functions.setGuardian(guardian), "setGuardian")
     tx.wait()
     return Deployment(
@@ -519,3 +525,72 @@ def _build(nodes: Sequence[LocalNode], specs: Sequence[IslandSpec], state_dir: P
     devnet = Devnet(chains=devnet_chains, state_dir=state_dir)
     devnet.write_json()
     return devnet
+
+
+def attach(
+    rpc_urls: Sequence[str],
+    state_dir: Path,
+    *,
+    names: Sequence[str] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The devnet's contracts on anvil chains someone else runs (its default dev accounts,
+    e.g. in docker-compose): deploy, wire, write DIR/devnet.json, and return it. Run again on
+    the same chains, it finds what it deployed and deploys nothing."""
+    step = on_step or (lambda _what: None)
+    chosen = list(names or [chain_name(i) for i in range(len(rpc_urls))])
+    if len(chosen) != len(rpc_urls):
+        raise DevnetError(f"{len(chosen)} names for {len(rpc_urls)} chains")
+    found = _deployed_before(rpc_urls, state_dir)
+    if found is not None:
+        step("already deployed")
+        return found
+    validators = [v.address for v in VALIDATORS]
+    deployments = [
+        deploy_contracts(
+            url,
+            DEPLOYER.private_key,
+            validators,
+            VALIDATOR_THRESHOLD,
+            on_step=_prefixed(step, name),
+        )
+        for name, url in zip(chosen, rpc_urls, strict=True)
+    ]
+    step("wire the bridges")
+    name_of = {d.chain_id: n for d, n in zip(deployments, chosen, strict=True)}
+    url_of = {d.chain_id: u for d, u in zip(deployments, rpc_urls, strict=True)}
+    wrapped = wire(
+        {d.chain_id: d for d in deployments}, url_of, DEPLOYER.private_key, names=name_of
+    )
+    chains = [
+        DevnetChain(
+            name=name_of[d.chain_id],
+            chain_id=d.chain_id,
+            port=urlsplit(url_of[d.chain_id]).port or 0,
+            rpc_url=url_of[d.chain_id],
+            deployment=d,
+            wrapped_tokens={name_of[cid]: addr for cid, addr in wrapped[d.chain_id].items()},
+        )
+        for d in deployments
+    ]
+    devnet = Devnet(chains=chains, state_dir=state_dir)
+    devnet.write_json()
+    return devnet.to_json()
+
+
+def _prefixed(step: Callable[[str], None], name: str) -> Callable[[str], None]:
+    return lambda what: step(f"{name}: {what}")
+
+
+def _deployed_before(rpc_urls: Sequence[str], state_dir: Path) -> dict[str, Any] | None:
+    path = state_dir / "devnet.json"
+    if not path.is_file():
+        return None
+    doc = dict(json.loads(path.read_text()))
+    if [c["rpc_url"] for c in doc["chains"]] != list(rpc_urls):
+        return None
+    for chain in doc["chains"]:
+        code = connect(chain["rpc_url"]).eth.get_code(to_checksum_address(chain["gateway"]))
+        if not code:
+            return None  # a new chain behind the same URL
+    return doc

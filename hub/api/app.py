@@ -13,9 +13,11 @@ from starlette.exceptions import HTTPException
 
 from hub.api.errors import allowed_methods, error_response
 from hub.api.limits import BodyLimit, BodyTooLargeError, too_large
-from hub.api.routers import alerts, assets, chains, health, messages, routes
+from hub.api.observe import Observe
+from hub.api.routers import alerts, assets, chains, health, messages, overview, routes, web
 from hub.db.engine import make_engine, make_sessionmaker
 from hub.domain.errors import HubError
+from hub.metrics import api_registry, install
 from hub.settings import Settings
 
 log = logging.getLogger("hub.api")
@@ -31,10 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    for module in (health, chains, routes, assets, messages, alerts):
+    install()  # count what this process commits, and its RPC calls
+    app.state.metrics = api_registry(app.state.sessionmaker)
+    for module in (health, chains, routes, assets, messages, alerts, overview, web):
         app.include_router(module.router)
+    web.mount_assets(app)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observe)
     return app
 
 

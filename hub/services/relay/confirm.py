@@ -189,7 +189,9 @@ def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:
     for message in _messages(session, txs[-1].message_ids):
         if message.state == _S.SUBMITTED:
             transition(session, message, _S.ATTESTED, f"{txs[-1].tx_hash} was dropped")
-    log.warning("delivery dropped", extra={"tx": txs[-1].tx_hash})
+    log.warning(
+        "delivery dropped", extra={"tx": txs[-1].tx_hash, "message_ids": txs[-1].message_ids}
+    )
 
 
 def _resend(adapter: ChainAdapter, tx: Delivery) -> None:
@@ -237,5 +239,8 @@ def _replace(
         if message.state == _S.SUBMITTED:
             message.dst_tx_hash = new.tx_hash
     # Not sent here: the next round sends it, once this row is committed (crash-safe).
-    log.warning("delivery replaced", extra={"old": tx.tx_hash, "new": new.tx_hash})
+    log.warning(
+        "delivery replaced",
+        extra={"old": tx.tx_hash, "new": new.tx_hash, "message_ids": tx.message_ids},
+    )
     return True

@@ -109,7 +109,7 @@ def _round(
         batch, gas = signed
         tx = _sign(session, chain, adapter, batch, relayer, key, gas)
         _record(session, chain, tx, batch)
-    _send(ctx, chain_name, adapter, tx, report, len(batch))
+    _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch])
 
 
 def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
@@ -304,7 +304,7 @@ def _send(
     adapter: ChainAdapter,
     tx: SignedTx,
     report: DeliverReport,
-    count: int,
+    message_ids: list[str],
 ) -> None:
     """Broadcast; a failure here is left to confirm, which resends the recorded bytes."""
     try:
@@ -313,5 +313,8 @@ def _send(
         log.warning("send failed; confirm will resend", extra={"tx": tx.tx_hash, "error": str(exc)})
         report.note = f"send failed: {exc}"
         return
-    report.sent, report.tx_hash = count, tx.tx_hash
-    log.info("delivery sent", extra={"chain": chain_name, "tx": tx.tx_hash, "messages": count})
+    report.sent, report.tx_hash = len(message_ids), tx.tx_hash
+    log.info(
+        "delivery sent",
+        extra={"chain": chain_name, "tx": tx.tx_hash, "message_ids": message_ids},
+    )

@@ -39,7 +39,12 @@ class ScanReport:
     orphaned: int = 0
     delivered: int = 0
     reorg: str | None = None
+    deep_reorg: bool = False
     notes: list[str] = field(default_factory=list)
+    # what the chain showed this step, for metrics (head and cursor lag)
+    head: int | None = None
+    final_block: int | None = None
+    cursor_block: int | None = None
 
     @property
     def busy(self) -> bool:
@@ -56,6 +61,7 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
         return report
     head = adapter.head()
     final = adapter.finalized_block(FinalityPolicy.parse(chain.finality))
+    report.head, report.final_block = head.number, final.number
     cursor = _cursor(session, chain, final)
     if not _canonical(session, chain, adapter, cursor, report):
         return report
@@ -74,6 +80,7 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
         report.from_block, report.to_block = start, end
     promote(session, chain, adapter, final, report)
     cursor.final_block, cursor.final_hash = final.number, final.hash
+    report.cursor_block = cursor.block_number
     return report
 
 
@@ -120,7 +127,7 @@ def _deep_reorg(session: Session, chain: Chain, cursor: Cursor, report: ScanRepo
     )
     chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
     alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
-    report.reorg = reason
+    report.reorg, report.deep_reorg = reason, True
     log.error("deep reorg", extra={"chain": chain.name, "block": cursor.final_block})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from adapters.base import AdapterError
 from hub.db.models import Asset, Chain, ValidatorSet, utcnow
 from hub.domain.errors import HubError
 from hub.domain.states import ChainStatus
-from hub.services.relay import leases
+from hub.services.relay import leases, observe
 from hub.services.relay.attestations import refresh_validator_set
 from hub.services.relay.confirm import confirm_chain
 from hub.services.relay.context import RelayContext
@@ -83,6 +84,7 @@ def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
     """Run a step; whatever goes wrong in it is logged and counted, never raised, so one
     chain's or one message's failure never stops the other chains, stages or the supply watch
     (the next tick tries again). A step that did something says so in one log event."""
+    started = time.monotonic()
     try:
         result = step(*args)
     except (AdapterError, HubError) as exc:  # a chain that cannot answer, a refused move
@@ -93,6 +95,7 @@ def guarded(what: str, step: Callable[..., T], *args: Any) -> T | None:
         _count_error(what)
         log.exception("step crashed", extra={"step": what, "on": _shown(args)})
         return None
+    observe.step_done(what, args, result, time.monotonic() - started)
     _report(what, result)
     return result
 
@@ -102,6 +105,7 @@ STEP_ERRORS: Counter[str] = Counter()
 
 def _count_error(what: str) -> None:
     STEP_ERRORS[what] += 1
+    observe.step_failed(what)
 
 
 _KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from eth_account import Account
 from sqlalchemy import Select, and_, select
@@ -164,11 +165,35 @@ def _record_refusal(session: Session, message_id: str, me: str, reason: str, cap
     row.retry_at = row.at + timedelta(seconds=delay)
 
 
+class OwnAdapters(Protocol):
+    """Where a validator gets adapters on the endpoints of its own configuration."""
+
+    def own_adapter(self, family: str, rpc_urls: tuple[str, ...], quorum: int) -> ChainAdapter: ...
+
+
+class MessageFacts(Protocol):
+    """What the hub says about a message, which a validator checks against the source chain
+    (a row of the hub's database, or the API's answer for a validator outside the hub)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def src_chain_id(self) -> int: ...
+    @property
+    def dst_chain_id(self) -> int: ...
+    @property
+    def src_tx_hash(self) -> str: ...
+    @property
+    def src_block_number(self) -> int: ...
+    @property
+    def src_block_hash(self) -> str: ...
+
+
 class OwnView:
     """The chains as this validator's own endpoints show them, read once per round: the final
     block per chain, receipts per transaction, gateway logs per block, destination gateways."""
 
-    def __init__(self, ctx: RelayContext, config: ValidatorConfig) -> None:
+    def __init__(self, ctx: OwnAdapters, config: ValidatorConfig) -> None:
         self._ctx, self._config = ctx, config
         self._final: dict[int, int] = {}
         self._receipts: dict[str, Receipt | None] = {}
@@ -185,7 +210,7 @@ class OwnView:
             self._gateways[chain_id] = self._adapter(chain).gateway_config(chain.gateway)
         return self._gateways[chain_id]
 
-    def problem(self, message: Message) -> str | None:
+    def problem(self, message: MessageFacts) -> str | None:
         """Why this message must not be signed, or None: both chains must be ones this
         validator watches, and the receipt, its block, finality and the message itself must
         all match what the source chain shows this validator."""
