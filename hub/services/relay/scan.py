@@ -99,11 +99,17 @@ def _canonical(
 ) -> bool:
     """A changed hash at the last final block is a deep reorg (the chain broke its finality
     promise): pause the chain and alert. A changed hash at the cursor above it is a shallow
-    one: rewind to the last final block and scan again."""
-    if cursor.final_hash and adapter.block_hash(cursor.final_block) != cursor.final_hash:
+    one: rewind to the last final block and scan again. A block the endpoints do not have is
+    neither: they are behind the chain (the next scan tries again)."""
+    final_hash = adapter.block_hash(cursor.final_block) if cursor.final_hash else None
+    cursor_hash = adapter.block_hash(cursor.block_number)
+    if (cursor.final_hash and final_hash is None) or cursor_hash is None:
+        report.notes.append(f"the endpoints are behind block {cursor.block_number}; waiting")
+        return False
+    if cursor.final_hash and final_hash != cursor.final_hash:
         _deep_reorg(session, chain, cursor, report)
         return False
-    if adapter.block_hash(cursor.block_number) == cursor.block_hash:
+    if cursor_hash == cursor.block_hash:
         return True
     report.reorg = f"reorg above finality at block {cursor.block_number}; rescanning"
     cursor.block_number = cursor.final_block
@@ -229,6 +235,8 @@ def promote(
     hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
     routed, retired = routed_destinations(session, chain), retired_chains(session)
     for message in waiting:
+        if hashes[message.src_block_number] is None:
+            continue  # an endpoint behind the chain: neither final nor orphaned yet
         if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
             transition(session, message, MessageState.ORPHANED, detail)
