@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -308,10 +309,8 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             for name in self.chains:
-                try:
-                    self._poll(name)
-                except Exception:  # a chain that did not answer now answers next time
-                    continue
+                with contextlib.suppress(Exception):  # a chain that did not answer now
+                    self._poll(name)  # answers next time
             self._stop.wait(0.3)
 
     def _poll(self, name: str) -> None:

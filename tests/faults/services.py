@@ -65,8 +65,10 @@ class PrivatePostgres:
             "-c max_connections=200 -c fsync=off -c full_page_writes=off"
         )
         subprocess.run(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60"]
-            + ["-o", options, "start"],
+            [
+                *(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)),
+                *("-w", "-t", "60", "-o", options, "start"),
+            ],
             check=True,
             capture_output=True,
             **_as_pg_user(),  # type: ignore[arg-type]
@@ -127,8 +129,10 @@ class PrivateRedis:
     def start(self) -> None:
         log = (self.root / "redis.log").open("ab")
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
-            + ["--save", "", "--appendonly", "no", "--dir", str(self.root)],
+            [
+                *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port)),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.root)),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

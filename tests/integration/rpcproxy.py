@@ -147,6 +147,6 @@ def lagged_answer(call: Call, answer: Any, head: int) -> Any:
     result = answer.get("result")
     method = call.get("method")
     if method in ("eth_getTransactionReceipt", "eth_getBlockByHash") and result:
-        if int(result["blockNumber"] if "blockNumber" in result else result["number"], 16) > head:
-            return {**answer, "result": None}
+        number = result["blockNumber"] if "blockNumber" in result else result["number"]
+        return {**answer, "result": None} if int(number, 16) > head else answer
     return answer
