@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
 from tests.conftest import ROOT
@@ -251,9 +252,24 @@ class Stream:
             return
         self.sent.append(Sent(src, dst, amount, tx_hash, time.monotonic()))
 
+    def recheck(self, name: str) -> None:
+        """After a reorg of chain `name`: transfers whose transaction is gone are dropped."""
+        web3 = w3(self.chains[name]["rpc_url"])
+        for item in list(self.sent):
+            if item.src == name and item.outcome == "sent":
+                try:
+                    web3.eth.get_transaction_receipt(item.tx_hash)  # type: ignore[arg-type]
+                except TransactionNotFound:
+                    item.outcome = "dropped"
+
+    def resync(self, name: str) -> None:
+        """Take the user's nonce from the chain again (a reorg took transactions back)."""
+        sender = self._senders[name]
+        sender.nonce = sender.web3.eth.get_transaction_count(sender.address, "pending")
+
     def resolve(self) -> list[Sent]:
         """Each transfer's outcome on its source chain, and its message id from the logs."""
-        for item in self.sent:
+        for item in list(self.sent):
             if item.outcome != "unknown":
                 continue
             chain = self.chains[item.src]
