@@ -29,6 +29,7 @@ def make_app(settings: Settings) -> Celery:
             "relay.deliver": {"queue": QUEUE_DELIVER},
             "relay.confirm": {"queue": QUEUE_DELIVER},
         },
+        beat_scheduler="relayers.beat:ClockSafeScheduler",
         beat_schedule={
             "relay-tick": {
                 "task": "relay.tick",
