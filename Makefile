@@ -4,7 +4,7 @@ UV := .tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup services run test test-unit lint contracts devnet clean
+.PHONY: setup services run test test-unit soak reliability lint contracts devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -31,6 +31,16 @@ test: setup services
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+# Several minutes of transfers under random faults (ISLANDS_SOAK_MINUTES, ISLANDS_SOAK_SEED).
+soak: setup services
+	ISLANDS_FAULT_FIGURES=1 $(BIN)/pytest tests/faults -m soak -s
+
+# The fault tests, then their figures into docs/reliability.md.
+reliability: setup services
+	rm -rf results/faults
+	ISLANDS_FAULT_FIGURES=1 $(BIN)/pytest tests/faults
+	$(BIN)/python scripts/reliability_table.py --doc docs/reliability.md
 
 lint: setup
 	$(BIN)/ruff check .

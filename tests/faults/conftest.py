@@ -20,7 +20,7 @@ from hub.db.migrate import upgrade
 from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import free_port
-from tests.faults.harness import Chain, FaultStack, prepare_user
+from tests.faults.harness import LIBFAKETIME, Chain, FaultStack, prepare_user
 from tests.faults.services import PrivatePostgres, PrivateRedis
 from tests.fixtures.chains import with_free_ports
 from tests.integration.relay.stack import wait_for
@@ -98,6 +98,10 @@ def fault_stack(
         register_devnet(session, registered, "test", NetworkPolicy(), 5.0)
     engine.dispose()
     port = free_port()
+    # The hub's processes run under a clock a test may move (test_clock), when the machine
+    # has libfaketime; at "+0" it is the real time.
+    clock = log_dir / "clock-offset"
+    clock.write_text("+0\n")
     stack = FaultStack(
         doc=doc,
         api=f"http://127.0.0.1:{port}",
@@ -109,6 +113,7 @@ def fault_stack(
         proxies=proxies,
         api_port=port,
         extra_env=dict(FAULT_ENV),
+        clock_file=clock if LIBFAKETIME.exists() else None,
     )
     try:
         stack.start_all()

@@ -16,7 +16,19 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import free_port
 
-PG_BIN = Path(os.environ.get("ISLANDS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """Debian's server binaries (newest version installed), or $ISLANDS_PG_BIN."""
+    if "ISLANDS_PG_BIN" in os.environ:
+        return Path(os.environ["ISLANDS_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_USER = "postgres"  # initdb and postgres refuse to run as root: run them as this user
 
 

@@ -32,7 +32,7 @@ def test_relayer_runs_out_of_funds(fault_stack: FaultStack, fault_chains: Chains
     run = Run(s, fault_chains, "relayer-out-of-funds")
     with Stream(s, fault_chains) as stream:
         time.sleep(2)
-        with run.fault:
+        with run.fault():
             rpc(beta, "anvil_setBalance", relayer, "0x0")
             alert = wait_for("an alert", lambda: alerts_of(s, "relayer_funds"), timeout=30)
             assert relayer in alert[0]["message"] and "beta" in alert[0]["message"]
@@ -42,7 +42,7 @@ def test_relayer_runs_out_of_funds(fault_stack: FaultStack, fault_chains: Chains
             assert not s.get("/v1/messages", dst="beta", state="failed")["items"]
             rpc(beta, "anvil_setBalance", relayer, hex(funds))
         time.sleep(3)
-    figures = run.settle(stream)
+    figures = run.settle(stream)[0]
     assert not alerts_of(s, "relayer_funds")  # resolved once a delivery could be paid
     record(results_dir(), figures)
     print(f"\n{figures}")
@@ -63,7 +63,7 @@ def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chain
 
     with Stream(s, fault_chains) as stream:
         time.sleep(2)
-        with run.fault:
+        with run.fault():
             guardian.wait(guardian.send(bridge.functions.pause()))
             wait_for("3 transfers to gamma parked", lambda: len(parked()) >= 3, timeout=60)
             guardian.wait(guardian.send(bridge.functions.unpause()))
@@ -71,11 +71,11 @@ def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chain
         for message in parked():
             assert "EnforcedPause" in message["last_error"], message
             s.post(f"/v1/messages/{message['id']}/retry", ADMIN_TOKEN)
-    figures = run.settle(stream)
+    figures = run.settle(stream)[0]
+    fault, seen = run.faults[0], run.watcher.first_seen
     others = [x for x in stream.sent if x.dst != "gamma" and x.outcome == "sent"]
-    others = [x for x in others if run.fault.started < x.at < run.fault.ended]
-    late = [x for x in others if run.watcher.first_seen[str(x.message_id)] > run.fault.ended]
-    assert len(late) < len(others) / 2, "transfers between alpha and beta flowed on"
+    flowed = [x for x in others if fault.started < seen[str(x.message_id)] < fault.ended]
+    assert len(flowed) >= 2, "transfers between alpha and beta flowed on meanwhile"
     record(results_dir(), figures)
     print(f"\n{figures}")
 
@@ -99,7 +99,7 @@ def test_deep_reorg_of_a_source_chain(fault_stack: FaultStack, fault_chains: Cha
         time.sleep(2)
         stream.only([("gamma", "beta")])
         stream.resolve()
-        with run.fault:
+        with run.fault():
             rpc(alpha, "anvil_reorg", REORG_DEPTH, [])
             chain = wait_for("alpha paused", lambda: paused(s, "alpha"), timeout=30)
             assert "deep reorg" in chain["status_reason"], chain
@@ -113,7 +113,7 @@ def test_deep_reorg_of_a_source_chain(fault_stack: FaultStack, fault_chains: Cha
         time.sleep(3)
     dropped = [x for x in stream.sent if x.outcome == "dropped"]
     assert dropped, "the reorg dropped transfers"
-    figures = run.settle(stream)
+    figures = run.settle(stream)[0]
     counts = run.watcher.recount(run.blocks)
     seen = []
     for x in dropped:
