@@ -31,9 +31,11 @@ from typing import Any
 
 import httpx
 from eth_account import Account
+from sqlalchemy import text
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from hub.db.engine import make_engine
 from tests.conftest import ROOT
 from tests.faults.services import PrivatePostgres, PrivateRedis
 from tests.integration.relay.chain import Sender, balance, contract, token_of, w3
@@ -450,6 +452,7 @@ class Run:
         figures = [self._figures(stream, sent, counts, i) for i in range(len(self.faults))]
         self._check_records(sent)
         check_supply_at_rest(self.stack)
+        check_nothing_half_written(self.stack.db_url)
         return figures
 
     def _figures(
@@ -498,6 +501,30 @@ class Run:
             expected[record["dst_chain"]] += int(record["amount"])
         actual = {n: balance(self.stack.doc, c, self.who) for n, c in self.chains.items()}
         assert actual == expected, f"balances on-chain {actual} != hub records {expected}"
+
+
+def check_nothing_half_written(db_url: str) -> None:
+    """In the hub's database itself: every message is in the state its timeline ends with,
+    and every delivered one names its delivery (a step cut in the middle would leave one
+    without the other)."""
+    checks = {
+        "state differs from the timeline's last step": """
+            SELECT m.id, m.state, e.state FROM messages m
+            JOIN LATERAL (SELECT state FROM message_events WHERE message_id = m.id
+                          ORDER BY id DESC LIMIT 1) e ON true
+            WHERE e.state <> m.state""",
+        "delivered without its transaction": """
+            SELECT id FROM messages WHERE state = 'delivered'
+            AND (dst_tx_hash IS NULL OR dst_block_number IS NULL)""",
+    }
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            for what, sql in checks.items():
+                rows = conn.execute(text(sql)).all()
+                assert not rows, f"{what}: {rows[:5]}"
+    finally:
+        engine.dispose()
 
 
 def spend_a_nonce(chain: Chain, key: str) -> str:
