@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hub.db.engine import make_engine, make_sessionmaker, transaction
+from hub.services.relay import leases
 from tests.faults.harness import LIBFAKETIME, Chain, FaultStack
 from tests.faults.test_processes import with_stream
 
@@ -42,3 +46,25 @@ def test_clock_jumps(fault_stack: FaultStack, fault_chains: Chains) -> None:
         restart_everything(s)
 
     with_stream(s, fault_chains, "clock-jumps", inject)
+
+
+def test_a_lease_keeps_the_database_clock(
+    migrated_pg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seam itself: a process whose clock is an hour ahead cannot take a lease another
+    holds, and one whose clock is an hour behind leaves none that outlives it by the hour."""
+    sessions = make_sessionmaker(make_engine(migrated_pg))
+    held, short = f"deliver:test:{uuid.uuid4().hex}", f"scan:test:{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    with transaction(sessions) as session:
+        assert leases.acquire(session, held, "a", 30)
+    monkeypatch.setattr(leases, "utcnow", lambda: now + timedelta(hours=1))
+    with transaction(sessions) as session:
+        assert not leases.acquire(session, held, "b", 30)
+    monkeypatch.setattr(leases, "utcnow", lambda: now - timedelta(hours=1))
+    with transaction(sessions) as session:
+        assert leases.acquire(session, short, "c", 0.5)  # then "c" dies without releasing
+    monkeypatch.undo()
+    time.sleep(1)
+    with transaction(sessions) as session:
+        assert leases.acquire(session, short, "d", 30)
