@@ -76,7 +76,9 @@ def provenance(results: Path) -> str:
     ).stdout.strip()
     newest = max((p.stat().st_mtime for p in results.glob("*.json")), default=0)
     when = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    loads = [float(json.loads(p.read_text()).get("load", 0)) for p in results.glob("*.json")]
+    runs = [json.loads(p.read_text()) for p in results.glob("*.json")]
+    loads = [float(r.get("load", 0)) for r in runs]
+    commit = ", ".join(sorted({str(r["commit"]) for r in runs if r.get("commit")})) or commit
     return (
         f"Run of {when} at commit {commit or 'unknown'} on {platform.machine()}, "
         f"{os.cpu_count()} cores, load average {min(loads):g} to {max(loads):g} "

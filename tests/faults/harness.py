@@ -571,7 +571,14 @@ def record(results_dir: Path, figures: Figures) -> None:
         return
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{figures.fault}.json"
-    path.write_text(json.dumps(figures.as_json(), indent=2) + "\n")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    path.write_text(json.dumps({**figures.as_json(), "commit": commit}, indent=2) + "\n")
 
 
 def results_dir() -> Path:
