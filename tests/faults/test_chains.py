@@ -14,7 +14,7 @@ from tests.faults.harness import Chain, FaultStack, Run, Stream, record, results
 from tests.integration.relay.chain import Sender, contract, rpc
 from tests.integration.relay.stack import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 REORG_DEPTH = 20  # blocks of 0.25 s; the devnet's finality is 2 blocks
 

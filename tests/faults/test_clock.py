@@ -21,7 +21,7 @@ from hub.services.relay import leases
 from tests.faults.harness import LIBFAKETIME, Chain, FaultStack
 from tests.faults.test_processes import with_stream
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 
 

@@ -23,7 +23,7 @@ from tests.faults.harness import (
 )
 from tests.integration.relay.chain import rpc
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 
 

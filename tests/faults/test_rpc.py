@@ -12,7 +12,7 @@ import pytest
 from tests.faults.harness import FIGURES, Chain, FaultStack
 from tests.faults.test_processes import stream_with_faults
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 LAG_BLOCKS = 40
 FAULT_SECONDS = 10 if FIGURES else 5

@@ -11,7 +11,7 @@ import pytest
 from tests.faults.harness import Chain, FaultStack
 from tests.faults.test_processes import stream_with_faults
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 
 

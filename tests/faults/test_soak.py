@@ -23,7 +23,12 @@ from tests.faults.harness import (
 )
 from tests.integration.relay.chain import Sender, rpc
 
-pytestmark = [pytest.mark.integration, pytest.mark.soak]
+MINUTES = float(os.environ.get("ISLANDS_SOAK_MINUTES", "5"))
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.soak,
+    pytest.mark.timeout(int(MINUTES * 60) + 900),
+]
 Chains = dict[str, Chain]
 
 
@@ -88,7 +93,7 @@ def injectors(s: FaultStack, chains: Chains, rng: random.Random) -> dict[str, Ca
 
 
 def test_soak(fault_stack: FaultStack, fault_chains: Chains) -> None:
-    minutes = float(os.environ.get("ISLANDS_SOAK_MINUTES", "5"))
+    minutes = MINUTES
     seed = int(os.environ.get("ISLANDS_SOAK_SEED", str(time.time_ns() % 10**6)))
     rng = random.Random(seed)
     faults = injectors(fault_stack, fault_chains, rng)
