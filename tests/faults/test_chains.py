@@ -36,12 +36,15 @@ def test_relayer_runs_out_of_funds(fault_stack: FaultStack, fault_chains: Chains
             rpc(beta, "anvil_setBalance", relayer, "0x0")
             alert = wait_for("an alert", lambda: alerts_of(s, "relayer_funds"), timeout=30)
             assert relayer in alert[0]["message"] and "beta" in alert[0]["message"]
-            waiting = s.get("/v1/messages", dst="beta", state="attested")["items"]
-            wait_for("messages to beta waiting", lambda: waiting, timeout=10)
-            time.sleep(3)
+            wait_for(
+                "messages to beta waiting attested",
+                lambda: s.get("/v1/messages", dst="beta", state="attested")["items"],
+                timeout=10,
+            )
+            time.sleep(2)
             assert not s.get("/v1/messages", dst="beta", state="failed")["items"]
             rpc(beta, "anvil_setBalance", relayer, hex(funds))
-        time.sleep(3)
+        time.sleep(2)
     figures = run.settle(stream)[0]
     assert not alerts_of(s, "relayer_funds")  # resolved once a delivery could be paid
     record(results_dir(), figures)
@@ -65,7 +68,7 @@ def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chain
         time.sleep(2)
         with run.fault():
             guardian.wait(guardian.send(bridge.functions.pause()))
-            wait_for("3 transfers to gamma parked", lambda: len(parked()) >= 3, timeout=60)
+            wait_for("2 transfers to gamma parked", lambda: len(parked()) >= 2, timeout=60)
             guardian.wait(guardian.send(bridge.functions.unpause()))
         stream.stop()
         for message in parked():

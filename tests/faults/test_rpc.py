@@ -25,7 +25,7 @@ def back_to_first_endpoint(stack: FaultStack, chains: list[str]) -> None:
     for proxy in seconds:
         proxy.fault = "drop"
     try:
-        time.sleep(3)
+        time.sleep(2)
     finally:
         for proxy in seconds:
             proxy.fault = None
