@@ -38,7 +38,7 @@ FAULTS = {
     "destination-rejects": "gamma's bridge paused: every delivery to it fails",
     "clock-jumps": "hub's clock +1 h live, then crash and restart 1 h behind",
     "two-relayers-one-key": "a second relay worker with the same key; someone spends its nonces",
-    "soak": "soak: random faults from all of the above, one after another",
+    "soak": "soak: process, service, RPC, funds and nonce faults drawn at random",
 }
 
 
