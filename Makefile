@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 GETH_VERSION := v1.17.10
 GETH := .tools/geth-$(GETH_VERSION)/bin/geth
 
-.PHONY: setup services browser run test test-unit lint contracts web devnet clean
+.PHONY: setup services browser run test test-unit soak reliability lint contracts web devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed $(GETH)
 
@@ -43,6 +43,16 @@ test: setup services browser
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+# Several minutes of transfers under random faults (ISLANDS_SOAK_MINUTES, ISLANDS_SOAK_SEED).
+soak: setup services
+	ISLANDS_FAULT_FIGURES=1 $(BIN)/pytest tests/faults -m soak -s
+
+# The fault tests, then their figures into docs/reliability.md.
+reliability: setup services
+	rm -rf results/faults
+	ISLANDS_FAULT_FIGURES=1 $(BIN)/pytest tests/faults
+	$(BIN)/python scripts/reliability_table.py --doc docs/reliability.md
 
 lint: setup
 	$(BIN)/ruff check .

@@ -31,6 +31,7 @@ def make_app(settings: Settings) -> Celery:
             "relay.confirm": {"queue": QUEUE_DELIVER},
             "relay.guardian": {"queue": QUEUE_DELIVER},
         },
+        beat_scheduler="relayers.beat:ClockSafeScheduler",
         beat_schedule={
             "relay-tick": {
                 "task": "relay.tick",

@@ -6,8 +6,12 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
+from redis import Redis
+from redis.exceptions import RedisError
 
 from hub.services.relay import steps
+from hub.settings import Settings
 from relayers import runtime
 
 log = logging.getLogger("relayers")
@@ -41,6 +45,22 @@ def _key(name: str, arg: str) -> str:
 def _once(task: Any, arg: str, queue: str | None = None) -> None:
     if runtime.redis().set(_key(task.name, arg), "1", nx=True, ex=int(PENDING_SECONDS)):
         task.apply_async((arg,), queue=queue, expires=PENDING_SECONDS)
+
+
+@worker_ready.connect
+def _forget_pending(**_: Any) -> None:
+    """A worker that died took the steps it had reserved with it, and their marks would keep
+    beat from sending them again for up to PENDING_SECONDS. A worker that starts clears the
+    marks: at worst a step is sent twice, which is harmless."""
+    client = Redis.from_url(Settings().redis_url)
+    try:
+        marks = list(client.scan_iter(match=_key("*", "*")))
+        if marks:
+            client.delete(*marks)
+    except RedisError as exc:
+        log.warning("could not clear pending marks", extra={"error": str(exc)})
+    finally:
+        client.close()
 
 
 def _started(name: str, arg: str) -> None:

@@ -48,4 +48,7 @@ pg_up || start_postgres
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
 redis_up || start_redis
+# The fault tests run the hub's processes under a shifted clock (libfaketime).
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null \
+  || apt_install faketime || echo "faketime not installed: the clock fault test will fail" >&2
 echo "postgres and redis are up on 127.0.0.1"

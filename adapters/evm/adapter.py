@@ -76,6 +76,9 @@ from adapters.http import TransportRefusedError, rpc_session
 T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 5.0
+# An endpoint whose head is this many blocks behind the highest head seen is failed over:
+# healthy endpoints of one chain differ by a block or two, a stalled node by many.
+DEFAULT_MAX_LAG = 16
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeePerGas
 # The gateway forwards each message's gas limit exactly (or reverts InsufficientGas()), so a
 # delivery's gas hardly moves between simulation and inclusion; the margin covers what does
@@ -146,6 +149,10 @@ class _Provider(HTTPProvider):
 
     def __str__(self) -> str:
         return f"RPC connection {self.shown}"
+
+
+class _EndpointBehindError(Exception):
+    """An endpoint lags behind the chain: its answer would be stale, so another answers."""
 
 
 @dataclass
@@ -227,10 +234,12 @@ def _block_ref(w3: Web3, ident: BlockIdentifier) -> BlockRef:
     return BlockRef(number=int(block["number"]), hash=_hex(block["hash"]))
 
 
-def _finalized_ref(w3: Web3, policy: FinalityPolicy) -> BlockRef:
+def _finalized_ref(
+    w3: Web3, policy: FinalityPolicy, fresh: Callable[[BlockRef], BlockRef] = lambda r: r
+) -> BlockRef:
     if policy.kind is not FinalityKind.DEPTH:
         return _block_ref(w3, cast(BlockIdentifier, policy.kind.value))
-    head = _block_ref(w3, "latest")
+    head = fresh(_block_ref(w3, "latest"))
     number = max(0, head.number - policy.depth)
     return head if number == head.number else _block_ref(w3, number)
 
@@ -651,6 +660,7 @@ class EvmAdapter:
         cooldown: float = DEFAULT_COOLDOWN,
         shown_urls: Sequence[str] | None = None,
         address_guard: AddressGuard | None = None,
+        max_lag: int = DEFAULT_MAX_LAG,
     ) -> None:
         urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
         shown = list(shown_urls) if shown_urls is not None else urls
@@ -666,6 +676,8 @@ class EvmAdapter:
         self.timeout = timeout
         self.quorum = quorum
         self.cooldown = cooldown
+        self.max_lag = max_lag
+        self._best = -1  # the highest block number any endpoint has shown
         self._endpoints = [
             _Endpoint(url, timeout, shown=form, guard=address_guard)
             for url, form in zip(urls, shown, strict=True)
@@ -707,6 +719,9 @@ class EvmAdapter:
         except AdapterError:
             outcome = "refused"  # the node answered, and said no (a revert, a used nonce)
             raise
+        except _EndpointBehindError as exc:
+            self._mark(endpoint, healthy=False)
+            raise _EndpointFailureError(f"behind the chain: {exc}") from None
         except (ContractLogicError, BadFunctionCallOutput) as exc:
             outcome = "reverted"
             raise AdapterError(
@@ -758,6 +773,33 @@ class EvmAdapter:
         seen = [f"{url} -> {_summary(value)}" for url, value in answers] + errors
         raise QuorumError(f"{what}: fewer than {self.quorum} endpoints agree ({'; '.join(seen)})")
 
+    # -- lagging endpoints ----------------------------------------------------------------
+    # A node that lags answers without error, but from the past: a lower head, no such block,
+    # no logs yet. Each check below turns such an answer into a failure of that endpoint, so
+    # the call fails over and the endpoint cools down. (Trusting it would make blocks the
+    # hub already saw look missing, which is not a reorg, and ranges of logs look empty.)
+
+    def _fresh(self, head: BlockRef) -> BlockRef:
+        with self._lock:
+            best = self._best
+            self._best = max(best, head.number)
+        if head.number + self.max_lag < best:
+            raise _EndpointBehindError(
+                f"its head {head.number} is {best - head.number} blocks behind block {best}"
+            )
+        return head
+
+    def _known(self, number: int, block_hash: str | None) -> str | None:
+        if block_hash is None and number <= self._best:
+            raise _EndpointBehindError(f"it has no block {number}, which the chain has")
+        return block_hash
+
+    @staticmethod
+    def _reached(w3: Web3, number: int) -> None:
+        head = int(w3.eth.block_number)
+        if head < number:
+            raise _EndpointBehindError(f"its head {head} is below block {number}")
+
     # -- ChainReader ----------------------------------------------------------------------
 
     def chain_id(self) -> int:
@@ -790,14 +832,26 @@ class EvmAdapter:
         return reports
 
     def head(self) -> BlockRef:
-        return self._call("head block", lambda w3: _block_ref(w3, "latest"))
+        """The head; the first time, every endpoint is asked (a process must not start on
+        an endpoint that lags without knowing it)."""
+
+        def read(w3: Web3) -> BlockRef:
+            return self._fresh(_block_ref(w3, "latest"))
+
+        if self._best >= 0 or len(self._endpoints) == 1:
+            return self._call("head block", read)
+        everyone = len(self._endpoints)
+        answers, _ = self._gather("head block", read, lambda values: len(values) == everyone)
+        return max((ref for _, ref in answers), key=lambda ref: ref.number)
 
     def finalized_block(self, policy: FinalityPolicy) -> BlockRef:
         what = f"finalized block ({policy.as_value()})"
         if self.quorum <= 1:
-            return self._call(what, lambda w3: _finalized_ref(w3, policy))
+            return self._call(what, lambda w3: _finalized_ref(w3, policy, self._fresh))
         answers, errors = self._gather(
-            what, lambda w3: _finalized_ref(w3, policy).number, lambda v: len(v) >= self.quorum
+            what,
+            lambda w3: _finalized_ref(w3, policy, self._fresh).number,
+            lambda v: len(v) >= self.quorum,
         )
         if len(answers) < self.quorum:
             raise QuorumError(
@@ -810,7 +864,9 @@ class EvmAdapter:
         return BlockRef(number=number, hash=block_hash)
 
     def block_hash(self, number: int) -> str | None:
-        return self._agreed(f"hash of block {number}", lambda w3: _block_hash(w3, number))
+        return self._agreed(
+            f"hash of block {number}", lambda w3: self._known(number, _block_hash(w3, number))
+        )
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         return self._call(f"receipt of {tx_hash}", lambda w3: _receipt(w3, tx_hash))
@@ -842,10 +898,12 @@ class EvmAdapter:
     def messages(self, gateway: str, from_block: int, to_block: int) -> list[ObservedMessage]:
         gw = to_checksum_address(gateway)
         chain_id = self._chain_id_cached()
-        return self._agreed(
-            f"MessageSent logs of {gw} in blocks {from_block}..{to_block}",
-            lambda w3: _read_messages(w3, chain_id, gw, from_block, to_block),
-        )
+
+        def read(w3: Web3) -> list[ObservedMessage]:
+            self._reached(w3, to_block)  # a node behind the range would show it empty
+            return _read_messages(w3, chain_id, gw, from_block, to_block)
+
+        return self._agreed(f"MessageSent logs of {gw} in blocks {from_block}..{to_block}", read)
 
     def gateway_config(self, gateway: str) -> GatewayConfig:
         gw = to_checksum_address(gateway)
@@ -866,10 +924,12 @@ class EvmAdapter:
         self, gateway: str, from_block: int, to_block: int
     ) -> list[DeliveryOutcome]:
         gw = to_checksum_address(gateway)
-        return self._call(
-            f"delivery events of {gw} in blocks {from_block}..{to_block}",
-            lambda w3: _read_outcomes(w3, gw, from_block, to_block),
-        )
+
+        def read(w3: Web3) -> list[DeliveryOutcome]:
+            self._reached(w3, to_block)
+            return _read_outcomes(w3, gw, from_block, to_block)
+
+        return self._call(f"delivery events of {gw} in blocks {from_block}..{to_block}", read)
 
     def simulate_delivery(self, gateway: str, batch: Sequence[SignedMessage], sender: str) -> int:
         """`eth_estimateGas` of the batch from `sender`, plus a margin; SimulationError with

@@ -42,20 +42,25 @@ class MessageState(StrEnum):
 
 _MS = MessageState
 # A delivery (or a return) seen on-chain wins from any live state: someone else may have
-# relayed it, or returned it.
+# relayed it, or returned it. Orphaned from any state before submitted: a deep reorg dropped
+# the message's block, and nothing from a dropped block may be relayed.
 _SETTLED = {_MS.DELIVERED, _MS.RETURNED}
 MESSAGE_TRANSITIONS: dict[MessageState, frozenset[MessageState]] = {
     _MS.OBSERVED: frozenset({_MS.FINALIZED, _MS.ORPHANED, _MS.REJECTED}),
-    _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, *_SETTLED}),
+    _MS.FINALIZED: frozenset({_MS.ATTESTED, _MS.REJECTED, _MS.ORPHANED, *_SETTLED}),
     # Back to finalized when the destination's validator set changes under it.
     # Failed from attested: its delivery would revert (seen in simulation), so it is set
     # aside with a backoff instead of blocking the messages behind it.
-    _MS.ATTESTED: frozenset({_MS.SUBMITTED, _MS.REJECTED, _MS.FINALIZED, _MS.FAILED, *_SETTLED}),
+    _MS.ATTESTED: frozenset(
+        {_MS.SUBMITTED, _MS.REJECTED, _MS.FINALIZED, _MS.FAILED, _MS.ORPHANED, *_SETTLED}
+    ),
     _MS.SUBMITTED: frozenset({_MS.FAILED, _MS.ATTESTED, *_SETTLED}),
     # A failed message waiting out its backoff is sent again from failed.
     # Rejected from failed: its route went away (a chain retired) while it waited.
-    _MS.FAILED: frozenset({_MS.ATTESTED, _MS.SUBMITTED, _MS.FINALIZED, _MS.REJECTED, *_SETTLED}),
-    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED, *_SETTLED}),
+    _MS.FAILED: frozenset(
+        {_MS.ATTESTED, _MS.SUBMITTED, _MS.FINALIZED, _MS.REJECTED, _MS.ORPHANED, *_SETTLED}
+    ),
+    _MS.REJECTED: frozenset({_MS.ATTESTED, _MS.FINALIZED, _MS.ORPHANED, *_SETTLED}),
     _MS.DELIVERED: frozenset(),
     _MS.ORPHANED: frozenset(),
     _MS.RETURNED: frozenset(),

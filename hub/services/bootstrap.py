@@ -26,7 +26,7 @@ def register_devnet(
             name=entry["name"],
             chain_id=int(entry["chain_id"]),
             family="evm",
-            rpc_urls=[entry["rpc_url"]],
+            rpc_urls=list(entry.get("rpc_urls") or [entry["rpc_url"]]),
             finality=FinalityPolicy.parse(entry.get("finality", 2)),
             gateway_address=entry["gateway"],
             bridge_address=entry["bridge"],

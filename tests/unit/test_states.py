@@ -22,6 +22,7 @@ S = MessageState
         (S.FAILED, S.ATTESTED),
         (S.ATTESTED, S.FAILED),
         (S.FAILED, S.REJECTED),
+        (S.ATTESTED, S.ORPHANED),  # a deep reorg dropped its block before it was sent on
     ],
 )
 def test_life_of_a_message(current: MessageState, new: MessageState) -> None:
@@ -34,7 +35,7 @@ def test_life_of_a_message(current: MessageState, new: MessageState) -> None:
         (S.OBSERVED, S.DELIVERED),
         (S.DELIVERED, S.SUBMITTED),
         (S.ORPHANED, S.FINALIZED),
-        (S.FINALIZED, S.ORPHANED),
+        (S.SUBMITTED, S.ORPHANED),  # on its way: its transaction decides
         (S.OBSERVED, S.SUBMITTED),
     ],
 )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from adapters.base import (
     AdapterError,
     ChainAdapter,
+    FeeQuote,
     SignedMessage,
     SignedTx,
     SimulationError,
@@ -30,7 +31,7 @@ from adapters.base import (
 from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
 from hub.services.messages import transition
-from hub.services.relay import leases
+from hub.services.relay import funds, leases
 from hub.services.relay.attestations import (
     promote_signed,
     refresh_validator_set,
@@ -107,7 +108,11 @@ def _round(
         if not signed:
             return
         batch, gas = signed
-        tx = _sign(session, chain, adapter, batch, relayer, key, gas)
+        fee = adapter.fee_quote()
+        if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
+            report.note = "the relayer cannot pay for a delivery"
+            return
+        tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
         _record(session, chain, tx, batch)
     _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch])
 
@@ -261,12 +266,11 @@ def _sign(
     relayer: str,
     key: str,
     gas: int,
+    fee: FeeQuote,
 ) -> SignedTx:
     signed = signed_batch(session, chain, batch)
     nonce = next_nonce(session, chain, adapter, relayer)
-    return adapter.sign_delivery(
-        chain.gateway_address, signed, key, nonce, adapter.fee_quote(), gas
-    )
+    return adapter.sign_delivery(chain.gateway_address, signed, key, nonce, fee, gas)
 
 
 def signed_batch(session: Session, chain: Chain, messages: list[Message]) -> list[SignedMessage]:

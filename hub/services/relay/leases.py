@@ -1,20 +1,31 @@
 """Leases: a named lock in the database with an expiry, so one process at a time submits for a
-chain and key, on Postgres and SQLite alike, and a dead holder's lease runs out."""
+chain and key, on Postgres and SQLite alike, and a dead holder's lease runs out.
+
+Times are the database's clock, the one clock every process shares: a process whose own
+clock jumps (or runs an hour off) must neither take a lease that is held nor leave one
+behind that outlives it by the jump."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.db.models import Lease, utcnow
 
 
+def db_now(session: Session) -> datetime:
+    """Now, by the database's clock (SQLite is one process's file: its clock is ours)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalars(select(func.now())).one()
+    return utcnow()
+
+
 def acquire(session: Session, name: str, owner: str, seconds: float) -> bool:
     """Take or renew the lease; False while another owner holds it. Commit right after."""
-    now = utcnow()
+    now = db_now(session)
     expires = now + timedelta(seconds=seconds)
     taken = session.execute(
         update(Lease)
@@ -33,5 +44,7 @@ def acquire(session: Session, name: str, owner: str, seconds: float) -> bool:
 
 def release(session: Session, name: str, owner: str) -> None:
     session.execute(
-        update(Lease).where(Lease.name == name, Lease.owner == owner).values(expires_at=utcnow())
+        update(Lease)
+        .where(Lease.name == name, Lease.owner == owner)
+        .values(expires_at=db_now(session))
     )

@@ -108,11 +108,17 @@ def _canonical(
 ) -> bool:
     """A changed hash at the last final block is a deep reorg (the chain broke its finality
     promise): pause the chain and alert. A changed hash at the cursor above it is a shallow
-    one: rewind to the last final block and scan again."""
-    if cursor.final_hash and adapter.block_hash(cursor.final_block) != cursor.final_hash:
-        _deep_reorg(session, chain, cursor, report)
+    one: rewind to the last final block and scan again. A block the endpoints do not have is
+    neither: they are behind the chain (the next scan tries again)."""
+    final_hash = adapter.block_hash(cursor.final_block) if cursor.final_hash else None
+    cursor_hash = adapter.block_hash(cursor.block_number)
+    if (cursor.final_hash and final_hash is None) or cursor_hash is None:
+        report.notes.append(f"the endpoints are behind block {cursor.block_number}; waiting")
         return False
-    if adapter.block_hash(cursor.block_number) == cursor.block_hash:
+    if cursor.final_hash and final_hash != cursor.final_hash:
+        _deep_reorg(session, chain, adapter, cursor, report)
+        return False
+    if cursor_hash == cursor.block_hash:
         return True
     report.reorg = f"reorg above finality at block {cursor.block_number}; rescanning"
     cursor.block_number = cursor.final_block
@@ -120,15 +126,52 @@ def _canonical(
     return True
 
 
-def _deep_reorg(session: Session, chain: Chain, cursor: Cursor, report: ScanReport) -> None:
+def _deep_reorg(
+    session: Session, chain: Chain, adapter: ChainAdapter, cursor: Cursor, report: ScanReport
+) -> None:
+    dropped = _orphan_dropped(session, chain, adapter)
     reason = (
         f"deep reorg on {chain.name}: final block {cursor.final_block} was "
         f"{cursor.final_hash} and is no longer canonical; relaying from it is paused"
+        f" ({dropped} undelivered message(s) from dropped blocks orphaned)"
     )
     chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
     alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
     report.reorg, report.deep_reorg = reason, True
+    report.orphaned += dropped
     log.error("deep reorg", extra={"chain": chain.name, "block": cursor.final_block})
+
+
+# Not yet on their way to the destination: a deep reorg can still stop these.
+_UNSENT = (
+    MessageState.OBSERVED,
+    MessageState.FINALIZED,
+    MessageState.ATTESTED,
+    MessageState.FAILED,
+    MessageState.REJECTED,
+)
+
+
+def _orphan_dropped(session: Session, chain: Chain, adapter: ChainAdapter) -> int:
+    """Orphan this chain's messages, final or not, that were not sent on yet and whose block
+    the reorg replaced: nothing from a dropped block is relayed, whatever was signed for it."""
+    waiting = list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.src_chain_id == chain.chain_id,
+                Message.state.in_([s.value for s in _UNSENT]),
+            )
+            .order_by(Message.id)
+        )
+    )
+    hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
+    dropped = [m for m in waiting if hashes[m.src_block_number] not in (None, m.src_block_hash)]
+    for message in dropped:
+        detail = f"block {message.src_block_number} was dropped by a deep reorg of {chain.name}"
+        message.last_error, message.next_attempt_at = detail, None
+        transition(session, message, MessageState.ORPHANED, detail)
+    return len(dropped)
 
 
 def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]) -> int:
@@ -258,6 +301,8 @@ def promote(
     hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
     routed, retired = routed_destinations(session, chain), retired_chains(session)
     for message in waiting:
+        if hashes[message.src_block_number] is None:
+            continue  # an endpoint behind the chain: neither final nor orphaned yet
         if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
             transition(session, message, MessageState.ORPHANED, detail)

@@ -76,20 +76,57 @@ def check_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
             check.wrapped[dep.chain.name] = None
             check.errors[dep.chain.name] = str(exc)
     check.in_flight = in_flight(session, asset, blocks)
+    _unless_reorged(session, home, chains, adapter_of, check)
     return check
+
+
+def _unless_reorged(
+    session: Session, home: Chain, chains: list[Chain], adapter_of: AdapterOf, check: SupplyCheck
+) -> None:
+    """A chain read at a settled block the chain has since replaced (a deep reorg the scan
+    has not seen yet) gives no answer this time: its figures no longer match the hub's."""
+    for chain in chains:
+        cursor = session.get(Cursor, chain.id)
+        if cursor is None:
+            continue
+        number, expected = (
+            (cursor.block_number, cursor.block_hash)
+            if cursor.block_number <= cursor.final_block
+            else (cursor.final_block, cursor.final_hash)
+        )
+        try:
+            actual = adapter_of(chain).block_hash(number)
+        except AdapterError as exc:
+            actual, expected = None, str(exc)
+        if actual == expected:
+            continue
+        check.errors[chain.name] = f"block {number} changed under the check (a reorg?)"
+        if chain is home:
+            check.locked = None
+        else:
+            check.wrapped[chain.name] = None
 
 
 def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
     """Amounts whose source side (lock or burn) is in the read blocks and whose destination
     side (mint or release) is not. A returned transfer's destination side is its return's
     arrival back at the source; the return itself locks or burns nothing, so it counts 0."""
-    # A transfer delivered at or below its destination's settled block contributes nothing
-    # (its source side settled before it): leave those out, so the work stays bounded.
-    settled = [
+    # A transfer delivered at or below its destination's settled block, and sent at or below
+    # its source's, contributes nothing: leave those out, so the work stays bounded. (Both
+    # sides: a resumed chain's cursor goes back below messages delivered long ago.)
+    dst_settled = [
         and_(Message.dst_chain_id == chain_id, Message.dst_block_number <= block)
         for chain_id, block in blocks.items()
     ]
-    done = and_(Message.state == MessageState.DELIVERED.value, or_(false(), *settled))
+    src_settled = [
+        and_(Message.src_chain_id == chain_id, Message.src_block_number <= block)
+        for chain_id, block in blocks.items()
+    ]
+    done = and_(
+        Message.state == MessageState.DELIVERED.value,
+        or_(false(), *dst_settled),
+        or_(false(), *src_settled),
+    )
     rows = session.execute(
         select(Transfer.amount, Message)
         .join(Message, Transfer.message_id == Message.id)
