@@ -70,3 +70,18 @@ def test_a_filter_leaves_others_out(session: Session) -> None:
     event(session, 3, 2, "finalized")
     event(session, 4, 1, "finalized")
     assert [e.id for e, _ in cursor.poll(session, FeedFilter(message_id=f"0x{1:064x}"))] == [4]
+
+
+def test_an_event_committed_while_a_viewer_starts_is_sent_once(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewer reads the newest id, then the backlog: an event committed between the two
+    reads is in the backlog, and must not come again from the first poll."""
+    from hub.api.routers import overview as feed
+    from hub.services import overview as svc
+
+    event(session, 1, 1, "observed")
+    monkeypatch.setattr(svc, "latest_event_id", lambda _s: 0)  # read before event 1 landed
+    viewer = feed._Viewer(lambda: session, FeedFilter())  # type: ignore[arg-type]
+    frames = viewer.start(backlog=10, resume=None) + viewer.poll()
+    assert [f.split("\n", 1)[0] for f in frames] == ["id: 1"]

@@ -117,6 +117,8 @@ class _Viewer:
                 return self._frames(session, self.cursor.poll(session, self.where))
             self.cursor = svc.FeedCursor(session, svc.latest_event_id(session))
             recent = svc.recent_events(session, backlog, self.where) if backlog else []
+            # An event committed between the two reads is in the backlog: never send it twice.
+            self.cursor.skip(e.id for e, _ in recent)
             return self._frames(session, recent)
 
     def poll(self) -> list[str]:
