@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from hub.domain.states import DeliveryTxStatus, MessageState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -54,6 +57,27 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as its value, as text: the stored strings stay exactly what they were
+    (never renamed), and rows read back as the enum. A value outside the enum is refused."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -212,7 +236,7 @@ class Message(Base):
     # gas the destination gateway forwards to the recipient (0 for version 1)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[MessageState] = mapped_column(EnumText(MessageState))
     src_block_number: Mapped[int] = mapped_column(BigInteger)
     src_block_hash: Mapped[str] = mapped_column(String(66))
     src_tx_hash: Mapped[str] = mapped_column(String(66), index=True)
@@ -246,7 +270,7 @@ class MessageEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[MessageState] = mapped_column(EnumText(MessageState))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
 
@@ -365,7 +389,7 @@ class Delivery(Base):
     max_fee: Mapped[str] = mapped_column(String(80))
     priority_fee: Mapped[str] = mapped_column(String(80))
     message_ids: Mapped[list[str]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryTxStatus] = mapped_column(EnumText(DeliveryTxStatus))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)

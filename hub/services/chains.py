@@ -12,7 +12,7 @@ from adapters.base import AdapterError, BlockRef, ChainAdapter, FinalityPolicy
 from adapters.registry import UnknownFamilyError, create_adapter
 from hub.db.models import Chain, Cursor, Message, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
-from hub.domain.states import ChainStatus, MessageState, RouteStatus
+from hub.domain.states import AlertKind, ChainStatus, MessageState, RouteStatus
 from hub.services import alerts, audit
 from hub.services.messages import transition
 from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url
@@ -244,7 +244,7 @@ def reanchor(session: Session, chain: Chain, timeout: float, policy: NetworkPoli
         raise CheckFailedError(f"{chain.name} has no block {start} to resume from")
     cursor.block_number, cursor.block_hash = start, start_hash
     cursor.final_block, cursor.final_hash = start, start_hash
-    alerts.resolve(session, "deep_reorg", f"chain:{chain.name}")
+    alerts.resolve(session, AlertKind.DEEP_REORG, f"chain:{chain.name}")
     return True
 
 

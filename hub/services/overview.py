@@ -92,7 +92,7 @@ def backlog(session: Session) -> dict[str, int]:
     """Messages per state, every state named (0 where there are none)."""
     query = select(Message.state, func.count()).group_by(Message.state)
     counts = {state: int(n) for state, n in session.execute(query)}
-    return {s.value: int(counts.get(s.value, 0)) for s in MessageState}
+    return {s.value: int(counts.get(s, 0)) for s in MessageState}
 
 
 def _routes(session: Session) -> list[RouteView]:

@@ -22,11 +22,11 @@ from adapters.base import (
     SimulationError,
 )
 from hub.db.models import Chain, Delivery, Message, utcnow
-from hub.domain.states import MessageState
+from hub.domain.states import OPEN_DELIVERY_TX, AlertKind, DeliveryTxStatus, MessageState
 from hub.services import alerts
 from hub.services.messages import transition
 from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import OPEN_TX, delivery_row, signed_batch
+from hub.services.relay.deliver import delivery_row, signed_batch
 from hub.services.relay.outcomes import fail_attempt, mark_delivered
 
 log = logging.getLogger("hub.relay.confirm")
@@ -72,7 +72,7 @@ def _open_by_nonce(session: Session, chain: Chain, relayer: str) -> dict[int, li
         .where(
             Delivery.dst_chain_id == chain.chain_id,
             Delivery.relayer == relayer,
-            Delivery.status.in_(OPEN_TX),
+            Delivery.status.in_(OPEN_DELIVERY_TX),
         )
         .order_by(Delivery.tx_nonce, Delivery.id)
     )
@@ -97,9 +97,9 @@ def _follow(
         if receipt is not None:
             settle(ctx, session, chain, adapter, tx, receipt)
             for other in txs:
-                alerts.resolve(session, "stuck_tx", f"tx:{other.tx_hash}")
+                alerts.resolve(session, AlertKind.STUCK_TX, f"tx:{other.tx_hash}")
                 if other is not tx:
-                    other.status = "replaced"
+                    other.status = DeliveryTxStatus.REPLACED
             report.mined += 1
             return
     if nonce_used:
@@ -125,7 +125,7 @@ def settle(
 ) -> None:
     """Apply a mined delivery: each message's own outcome, or a failed attempt for all when
     the whole transaction reverted."""
-    tx.status = "mined" if receipt.success else "reverted"
+    tx.status = DeliveryTxStatus.MINED if receipt.success else DeliveryTxStatus.REVERTED
     tx.block_number = receipt.block_number
     messages = _messages(session, tx.message_ids)
     if not receipt.success:
@@ -185,7 +185,7 @@ def _messages(session: Session, ids: list[str]) -> list[Message]:
 def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:
     """The nonce was used by a transaction we did not record: ours will never be mined."""
     for tx in txs:
-        tx.status = "dropped"
+        tx.status = DeliveryTxStatus.DROPPED
     for message in _messages(session, txs[-1].message_ids):
         if message.state == _S.SUBMITTED:
             transition(session, message, _S.ATTESTED, f"{txs[-1].tx_hash} was dropped")
@@ -224,7 +224,7 @@ def _replace(
     if fee.max_fee_per_gas > settings.max_fee_cap_gwei * GWEI:
         alerts.raise_alert(
             session,
-            "stuck_tx",
+            AlertKind.STUCK_TX,
             f"tx:{tx.tx_hash}",
             f"delivery {tx.tx_hash} on {chain.name} (nonce {tx.tx_nonce}) is stuck at the fee cap",
         )
@@ -233,7 +233,7 @@ def _replace(
     messages = _messages(session, tx.message_ids)
     signed = signed_batch(session, chain, messages)
     new = adapter.sign_delivery(chain.gateway_address, signed, key, tx.tx_nonce, fee, tx.gas)
-    tx.status = "superseded"
+    tx.status = DeliveryTxStatus.SUPERSEDED
     session.add(delivery_row(new, tx.dst_chain_id, tx.message_ids))
     for message in messages:
         if message.state == _S.SUBMITTED:

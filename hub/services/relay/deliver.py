@@ -29,7 +29,14 @@ from adapters.base import (
     Message as WireMessage,
 )
 from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
-from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
+from hub.domain.states import (
+    OPEN_DELIVERY_TX,
+    AssetStatus,
+    ChainStatus,
+    DeliveryTxStatus,
+    MessageState,
+    RouteStatus,
+)
 from hub.services.messages import transition
 from hub.services.relay import funds, leases
 from hub.services.relay.attestations import (
@@ -42,7 +49,6 @@ from hub.services.relay.outcomes import fail_attempt
 
 log = logging.getLogger("hub.relay.deliver")
 _S = MessageState
-OPEN_TX = ("pending", "superseded")
 
 
 def owner() -> str:
@@ -123,7 +129,7 @@ def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
             select(func.count(func.distinct(Delivery.tx_nonce))).where(
                 Delivery.dst_chain_id == chain.chain_id,
                 Delivery.relayer == relayer,
-                Delivery.status.in_(OPEN_TX),
+                Delivery.status.in_(OPEN_DELIVERY_TX),
             )
         )
         or 0
@@ -251,7 +257,7 @@ def next_nonce(session: Session, chain: Chain, adapter: ChainAdapter, relayer: s
         select(func.max(Delivery.tx_nonce)).where(
             Delivery.dst_chain_id == chain.chain_id,
             Delivery.relayer == relayer,
-            or_(Delivery.status.in_(OPEN_TX), Delivery.status == "mined"),
+            or_(Delivery.status.in_(OPEN_DELIVERY_TX), Delivery.status == DeliveryTxStatus.MINED),
         )
     )
     on_chain = adapter.account_nonce(relayer)
@@ -291,7 +297,7 @@ def delivery_row(tx: SignedTx, dst_chain_id: int, message_ids: list[str]) -> Del
         max_fee=str(tx.fee.max_fee_per_gas),
         priority_fee=str(tx.fee.max_priority_fee_per_gas),
         message_ids=message_ids,
-        status="pending",
+        status=DeliveryTxStatus.PENDING,
     )
 
 

@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session
 
 from adapters.base import ChainAdapter
 from hub.db.models import Chain
+from hub.domain.states import AlertKind
 from hub.services import alerts
 
-KIND = "relayer_funds"
+KIND = AlertKind.RELAYER_FUNDS
 
 
 def can_pay(session: Session, chain: Chain, adapter: ChainAdapter, relayer: str, cost: int) -> bool:

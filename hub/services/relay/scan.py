@@ -20,7 +20,7 @@ from adapters.base import (
     ObservedMessage,
 )
 from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Route, Transfer
-from hub.domain.states import ChainStatus, MessageState
+from hub.domain.states import AlertKind, ChainStatus, MessageState, StatusBy
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
 from hub.services.messages import transition
@@ -135,8 +135,12 @@ def _deep_reorg(
         f"{cursor.final_hash} and is no longer canonical; relaying from it is paused"
         f" ({dropped} undelivered message(s) from dropped blocks orphaned)"
     )
-    chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
-    alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
+    chain.status, chain.status_reason, chain.status_by = (
+        ChainStatus.PAUSED,
+        reason,
+        StatusBy.SCANNER,
+    )
+    alerts.raise_alert(session, AlertKind.DEEP_REORG, f"chain:{chain.name}", reason)
     report.reorg, report.deep_reorg = reason, True
     report.orphaned += dropped
     log.error("deep reorg", extra={"chain": chain.name, "block": cursor.final_block})

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, ChainAdapter
 from hub.db.models import Asset, Chain, Cursor, Message, Route, Transfer
-from hub.domain.states import AssetStatus, MessageState, RouteStatus
+from hub.domain.states import AlertKind, AssetStatus, MessageState, RouteStatus, StatusBy
 from hub.services import alerts
 from hub.services.routes import set_route_paused
 
@@ -181,13 +181,13 @@ def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
     if surplus > 0:
         alerts.raise_alert(
             session,
-            "supply_surplus",
+            AlertKind.SUPPLY_SURPLUS,
             subject,
             f"{surplus} more locked at home than wrapped plus in flight: tokens were sent to "
             f"the bridge outside a transfer (at blocks {check.as_of}); nothing is paused",
         )
     elif surplus == 0:
-        alerts.resolve(session, "supply_surplus", subject)
+        alerts.resolve(session, AlertKind.SUPPLY_SURPLUS, subject)
     elif asset.status == AssetStatus.ACTIVE:
         _pause_for_deficit(session, asset, check)
     return check
@@ -202,7 +202,7 @@ def _pause_for_deficit(session: Session, asset: Asset, check: SupplyCheck) -> No
     )
     asset.status, asset.status_reason = AssetStatus.PAUSED, reason
     pause_routes(session, asset, f"supply mismatch of {asset.symbol}")
-    alerts.raise_alert(session, "supply_mismatch", f"asset:{asset.symbol}", reason)
+    alerts.raise_alert(session, AlertKind.SUPPLY_MISMATCH, f"asset:{asset.symbol}", reason)
     log.error("supply mismatch", extra={"asset": asset.symbol, "detail": reason})
 
 
@@ -213,4 +213,4 @@ def pause_routes(session: Session, asset: Asset, reason: str) -> None:
         select(Route).where(Route.src_chain_id.in_(ids), Route.dst_chain_id.in_(ids))
     ):
         if route.status == RouteStatus.ACTIVE:
-            set_route_paused(session, route, True, "supply-watch", reason)
+            set_route_paused(session, route, True, StatusBy.SUPPLY_WATCH, reason)
