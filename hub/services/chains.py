@@ -14,7 +14,7 @@ from hub.db.models import Chain, Cursor, Message, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
 from hub.domain.states import AlertKind, ChainStatus, MessageState, RouteStatus
 from hub.services import alerts, audit
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url
 
 
@@ -288,9 +288,7 @@ def _reject_waiting(session: Session, chain: Chain) -> int:
     )
     count = 0
     for message in waiting:
-        message.next_attempt_at = None
-        message.last_error = f"chain {chain.name} retired"
-        transition(session, message, MessageState.REJECTED, message.last_error)
+        lifecycle(session, message).reject(f"chain {chain.name} retired")
         count += 1
     return count
 

@@ -12,7 +12,7 @@ from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
 from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
 from hub.domain.states import MessageState
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 
 _S = MessageState
 ATTESTABLE = frozenset({_S.FINALIZED, _S.ATTESTED, _S.SUBMITTED, _S.FAILED, _S.REJECTED})
@@ -53,7 +53,7 @@ def _unattest(session: Session, chain: Chain, epoch: int) -> None:
         .order_by(Message.id)
     )
     for message in stale:
-        transition(session, message, _S.FINALIZED, f"validator set changed to epoch {epoch}")
+        lifecycle(session, message).unattest(epoch)
 
 
 def validator_set(session: Session, dst: Chain) -> ValidatorSet:
@@ -94,9 +94,7 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
     except IntegrityError:
         return signer  # the same signature arrived concurrently: one copy is enough
     if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
-        transition(
-            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
-        )
+        lifecycle(session, message).attest(vset.threshold, len(vset.validators))
     return signer
 
 
@@ -207,8 +205,6 @@ def promote_signed(session: Session, dst: Chain) -> int:
     )
     promoted = 0
     for message in ready:
-        transition(
-            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
-        )
+        lifecycle(session, message).attest(vset.threshold, len(vset.validators))
         promoted += 1
     return promoted

@@ -24,10 +24,10 @@ from adapters.base import (
 from hub.db.models import Chain, Delivery, Message, utcnow
 from hub.domain.states import OPEN_DELIVERY_TX, AlertKind, DeliveryTxStatus, MessageState
 from hub.services import alerts
-from hub.services.messages import transition
+from hub.services.messages import backoff_policy, lifecycle
 from hub.services.relay.context import RelayContext
 from hub.services.relay.deliver import delivery_row, signed_batch
-from hub.services.relay.outcomes import fail_attempt, mark_delivered
+from hub.services.relay.outcomes import mark_delivered
 
 log = logging.getLogger("hub.relay.confirm")
 _S = MessageState
@@ -169,12 +169,11 @@ def _reverted(
         except SimulationError as exc:
             _fail(ctx, session, message, f"{error}; alone it reverts: {exc.reason or exc}")
             continue
-        transition(session, message, _S.ATTESTED, f"{error} with others; back in line")
+        lifecycle(session, message).requeue(f"{error} with others; back in line")
 
 
 def _fail(ctx: RelayContext, session: Session, message: Message, error: str) -> None:
-    s = ctx.settings
-    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+    lifecycle(session, message).fail(error, backoff_policy(ctx.settings))
 
 
 def _messages(session: Session, ids: list[str]) -> list[Message]:
@@ -188,7 +187,7 @@ def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:
         tx.status = DeliveryTxStatus.DROPPED
     for message in _messages(session, txs[-1].message_ids):
         if message.state == _S.SUBMITTED:
-            transition(session, message, _S.ATTESTED, f"{txs[-1].tx_hash} was dropped")
+            lifecycle(session, message).requeue(f"{txs[-1].tx_hash} was dropped")
     log.warning(
         "delivery dropped", extra={"tx": txs[-1].tx_hash, "message_ids": txs[-1].message_ids}
     )
@@ -236,8 +235,7 @@ def _replace(
     tx.status = DeliveryTxStatus.SUPERSEDED
     session.add(delivery_row(new, tx.dst_chain_id, tx.message_ids))
     for message in messages:
-        if message.state == _S.SUBMITTED:
-            message.dst_tx_hash = new.tx_hash
+        lifecycle(session, message).resubmit(new.tx_hash)
     # Not sent here: the next round sends it, once this row is committed (crash-safe).
     log.warning(
         "delivery replaced",

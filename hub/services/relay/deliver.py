@@ -37,7 +37,7 @@ from hub.domain.states import (
     MessageState,
     RouteStatus,
 )
-from hub.services.messages import transition
+from hub.services.messages import backoff_policy, lifecycle
 from hub.services.relay import funds, leases
 from hub.services.relay.attestations import (
     promote_signed,
@@ -45,7 +45,6 @@ from hub.services.relay.attestations import (
     signatures_for,
 )
 from hub.services.relay.context import RelayContext
-from hub.services.relay.outcomes import fail_attempt
 
 log = logging.getLogger("hub.relay.deliver")
 _S = MessageState
@@ -246,8 +245,7 @@ def _chain_level(exc: SimulationError) -> bool:
 
 
 def _fail(session: Session, message: Message, error: str, ctx: RelayContext) -> None:
-    s = ctx.settings
-    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+    lifecycle(session, message).fail(error, backoff_policy(ctx.settings))
     log.warning("delivery attempt failed", extra={"message_id": message.id, "error": error})
 
 
@@ -304,8 +302,7 @@ def delivery_row(tx: SignedTx, dst_chain_id: int, message_ids: list[str]) -> Del
 def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) -> None:
     session.add(delivery_row(tx, chain.chain_id, [m.id for m in batch]))
     for message in sorted(batch, key=lambda m: m.id):  # the one row order of every writer
-        message.dst_tx_hash = tx.tx_hash
-        transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
+        lifecycle(session, message).submit(tx.tx_hash, tx.nonce)
 
 
 def _send(

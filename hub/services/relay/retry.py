@@ -10,7 +10,7 @@ from hub.db.models import Attestation, Chain, Message, Route, Transfer, Validato
 from hub.domain.errors import ConflictError
 from hub.domain.states import ChainStatus, MessageState
 from hub.services import audit
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.relay.attestations import chain_by_id
 
 RETRYABLE = frozenset({MessageState.FAILED, MessageState.REJECTED})
@@ -24,9 +24,7 @@ def retry_message(session: Session, message: Message, actor: str) -> Message:
             f"message {message.id} is {message.state}; only failed or rejected ones are retried"
         )
     _check_route(session, message)
-    message.attempts, message.next_attempt_at, message.last_error = 0, None, None
-    target = MessageState.ATTESTED if _signed_enough(session, message) else MessageState.FINALIZED
-    transition(session, message, target, f"retried by {actor}")
+    lifecycle(session, message).retry(actor, _signed_enough(session, message))
     audit.record(session, actor, "message.retry", f"message:{message.id}")
     return message
 

@@ -23,7 +23,7 @@ from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Route, Tr
 from hub.domain.states import AlertKind, ChainStatus, MessageState, StatusBy
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.relay import outcomes
 
 log = logging.getLogger("hub.relay.scan")
@@ -173,8 +173,7 @@ def _orphan_dropped(session: Session, chain: Chain, adapter: ChainAdapter) -> in
     dropped = [m for m in waiting if hashes[m.src_block_number] not in (None, m.src_block_hash)]
     for message in dropped:
         detail = f"block {message.src_block_number} was dropped by a deep reorg of {chain.name}"
-        message.last_error, message.next_attempt_at = detail, None
-        transition(session, message, MessageState.ORPHANED, detail)
+        lifecycle(session, message).orphan(detail)
     return len(dropped)
 
 
@@ -309,15 +308,15 @@ def promote(
             continue  # an endpoint behind the chain: neither final nor orphaned yet
         if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
-            transition(session, message, MessageState.ORPHANED, detail)
+            lifecycle(session, message).orphan(detail)
             report.orphaned += 1
             continue
-        transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
+        life = lifecycle(session, message)
+        life.finalize(f"final at block {final.number}")
         report.finalized += 1
         reason = _unroutable(chain, message, routed, retired)
         if reason is not None:
-            message.last_error = reason
-            transition(session, message, MessageState.REJECTED, reason)
+            life.reject(reason)
 
 
 def _unroutable(
