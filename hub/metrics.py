@@ -371,7 +371,7 @@ def _chains(session: Session) -> Iterable[Metric]:
         "Every message at or below this block is final or orphaned",
         labels=["chain"],
     )
-    query = select(Chain, Cursor).outerjoin(Cursor, Cursor.chain_id == Chain.id)
+    query = select(Chain, Cursor).outerjoin(Cursor, Cursor.chain_key == Chain.id)
     for chain, row in session.execute(query):
         status.add_metric([chain.name, chain.status], 1)
         if row is not None:

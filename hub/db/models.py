@@ -86,6 +86,10 @@ class Base(DeclarativeBase):
 
 
 class Chain(Base):
+    """A registered chain. Two numbers name it, never to be confused: `id`, the key of this
+    row (foreign keys to it are named `*_chain_key`), and `chain_id`, the chain's own id (the
+    EVM chain id; columns holding one are named `*_chain_id`)."""
+
     __tablename__ = "chains"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -106,13 +110,14 @@ class Chain(Base):
 class Route(Base):
     __tablename__ = "routes"
     __table_args__ = (
-        UniqueConstraint("src_chain_id", "dst_chain_id", name="uq_routes_src_dst"),
-        CheckConstraint("src_chain_id <> dst_chain_id", name="distinct_ends"),
+        UniqueConstraint("src_chain_key", "dst_chain_key", name="uq_routes_src_dst"),
+        CheckConstraint("src_chain_key <> dst_chain_key", name="distinct_ends"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    src_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
-    dst_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    # Keys of rows in `chains` (`*_chain_key`), never a chain's own id (`chain_id`).
+    src_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    dst_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     status_by: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -124,8 +129,8 @@ class Route(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    src: Mapped[Chain] = relationship(foreign_keys=[src_chain_id], lazy="joined")
-    dst: Mapped[Chain] = relationship(foreign_keys=[dst_chain_id], lazy="joined")
+    src: Mapped[Chain] = relationship(foreign_keys=[src_chain_key], lazy="joined")
+    dst: Mapped[Chain] = relationship(foreign_keys=[dst_chain_key], lazy="joined")
     limits: Mapped[list[RouteLimit]] = relationship(
         back_populates="route", lazy="selectin", order_by="RouteLimit.id"
     )
@@ -161,7 +166,7 @@ class Asset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(32), unique=True)
-    home_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    home_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     home_token: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -177,11 +182,11 @@ class AssetDeployment(Base):
     """The wrapped token of an asset on a chain other than its home."""
 
     __tablename__ = "asset_deployments"
-    __table_args__ = (UniqueConstraint("asset_id", "chain_id", name="uq_asset_deployments_chain"),)
+    __table_args__ = (UniqueConstraint("asset_id", "chain_key", name="uq_asset_deployments_chain"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     token_address: Mapped[str] = mapped_column(String(64))
 
     asset: Mapped[Asset] = relationship(back_populates="deployments")
@@ -345,7 +350,7 @@ class Cursor(Base):
 
     __tablename__ = "cursors"
 
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
     # The hub relays what the chain sends from here on, never what came before.
     start_block: Mapped[int] = mapped_column(BigInteger, default=0)
     block_number: Mapped[int] = mapped_column(BigInteger)
@@ -366,7 +371,7 @@ class ValidatorSet(Base):
 
     __tablename__ = "validator_sets"
 
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
     epoch: Mapped[int] = mapped_column(BigInteger)
     threshold: Mapped[int] = mapped_column(Integer)
     validators: Mapped[list[str]] = mapped_column(JSON)

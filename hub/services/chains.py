@@ -103,7 +103,7 @@ def register_chain(
     # Messages are relayed from the block the hub started watching the chain at.
     session.add(
         Cursor(
-            chain_id=chain.id,
+            chain_key=chain.id,
             start_block=head.number,
             block_number=head.number,
             block_hash=head.hash,
@@ -256,7 +256,7 @@ def retire_chain(session: Session, chain: Chain, actor: str, reason: str | None)
     chain.status_reason = reason or "retired"
     chain.status_by = actor
     routes = session.scalars(
-        select(Route).where(or_(Route.src_chain_id == chain.id, Route.dst_chain_id == chain.id))
+        select(Route).where(or_(Route.src_chain_key == chain.id, Route.dst_chain_key == chain.id))
     )
     for route in routes:
         route.status = RouteStatus.PAUSED

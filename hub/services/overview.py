@@ -66,7 +66,7 @@ def overview(session: Session, rpc_timeout: float, policy: NetworkPolicy) -> Ove
     """Chains (with their head read live, all at once), routes with their recent deliveries
     and messages in flight, assets, the backlog per state and the open alerts."""
     chains = list(session.scalars(select(Chain).where(Chain.status != ChainStatus.RETIRED)))
-    cursors = {c.chain_id: c for c in session.scalars(select(Cursor))}
+    cursors = {c.chain_key: c for c in session.scalars(select(Cursor))}
     lives = _live(chains, rpc_timeout, policy)
     return Overview(
         chains=[ChainView(c, cursors.get(c.id), lives[c.id]) for c in chains],

@@ -201,7 +201,7 @@ def test_two_workers_cannot_both_move_a_message(
 
 def test_operator_retry(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
     alpha, beta, _ = pair
-    session.add(ValidatorSet(chain_id=beta.id, epoch=1, threshold=2, validators=["0xA", "0xB"]))
+    session.add(ValidatorSet(chain_key=beta.id, epoch=1, threshold=2, validators=["0xA", "0xB"]))
     parked = add_message(session, alpha, beta, S.FAILED, attempts=5, last_error="Refused()")
     for validator in ("0xA", "0xB"):
         session.add(Attestation(message_id=parked.id, validator=validator, epoch=1, signature="0x"))
@@ -221,7 +221,7 @@ def test_promotion_follows_stored_signatures(
 ) -> None:
     alpha, beta, _ = pair
     session.add(
-        ValidatorSet(chain_id=beta.id, epoch=2, threshold=2, validators=["0xA", "0xB", "0xC"])
+        ValidatorSet(chain_key=beta.id, epoch=2, threshold=2, validators=["0xA", "0xB", "0xC"])
     )
     ready = add_message(session, alpha, beta, S.FINALIZED)
     short = add_message(session, alpha, beta, S.FINALIZED)
@@ -259,7 +259,7 @@ def test_a_signature_that_does_not_verify_is_passed_over(
     members = sorted((k for k in keys), key=lambda k: int(k.address, 16))
     session.add(
         ValidatorSet(
-            chain_id=beta.id, epoch=1, threshold=2, validators=[k.address for k in members]
+            chain_key=beta.id, epoch=1, threshold=2, validators=[k.address for k in members]
         )
     )
     message = add_message(session, alpha, beta, S.ATTESTED)

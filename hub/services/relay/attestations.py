@@ -18,7 +18,7 @@ _S = MessageState
 ATTESTABLE = frozenset({_S.FINALIZED, _S.ATTESTED, _S.SUBMITTED, _S.FAILED, _S.REJECTED})
 
 
-def chain_by_id(session: Session, chain_id: int) -> Chain | None:
+def chain_by_chain_id(session: Session, chain_id: int) -> Chain | None:
     return session.scalar(select(Chain).where(Chain.chain_id == chain_id))
 
 
@@ -27,7 +27,7 @@ def refresh_validator_set(session: Session, chain: Chain, adapter: ChainAdapter)
     config = adapter.gateway_config(chain.gateway_address)
     current = session.get(ValidatorSet, chain.id)
     if current is None:
-        current = ValidatorSet(chain_id=chain.id, epoch=config.epoch, threshold=0, validators=[])
+        current = ValidatorSet(chain_key=chain.id, epoch=config.epoch, threshold=0, validators=[])
         session.add(current)
     elif current.epoch != config.epoch:
         _unattest(session, chain, config.epoch)
@@ -72,7 +72,7 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
         signature = normalize_signature(signature)
     except ValueError as exc:
         raise InvalidInputError(f"signature: {exc}") from None
-    dst = chain_by_id(session, message.dst_chain_id)
+    dst = chain_by_chain_id(session, message.dst_chain_id)
     if dst is None:
         raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
     vset = validator_set(session, dst)

@@ -171,7 +171,7 @@ def _deliverable(chain: Chain) -> Select[Message]:
     return (
         select(Message)
         .join(src, src.c.chain_id == Message.src_chain_id)
-        .join(Route, and_(Route.src_chain_id == src.c.id, Route.dst_chain_id == chain.id))
+        .join(Route, and_(Route.src_chain_key == src.c.id, Route.dst_chain_key == chain.id))
         .where(
             Message.dst_chain_id == chain.chain_id,
             Route.status == RouteStatus.ACTIVE,

@@ -187,7 +187,7 @@ def _limits(
     rows = session.scalars(
         select(RouteLimit)
         .join(Route, RouteLimit.route_id == Route.id)
-        .where(or_(Route.src_chain_id == chain.id, Route.dst_chain_id == chain.id))
+        .where(or_(Route.src_chain_key == chain.id, Route.dst_chain_key == chain.id))
         .order_by(RouteLimit.id)
     )
     sent = []
@@ -224,9 +224,9 @@ def bridge_limits(row: RouteLimit, chain: Chain) -> list[RateLimit]:
 
 def local_token(asset: Asset, chain: Chain) -> str | None:
     """The asset's token on a chain: the home token at home, else its wrapped deployment."""
-    if asset.home_chain_id == chain.id:
+    if asset.home_chain_key == chain.id:
         return asset.home_token
-    return next((d.token_address for d in asset.deployments if d.chain_id == chain.id), None)
+    return next((d.token_address for d in asset.deployments if d.chain_key == chain.id), None)
 
 
 def _apply(

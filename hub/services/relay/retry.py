@@ -11,7 +11,7 @@ from hub.domain.errors import ConflictError
 from hub.domain.states import ChainStatus, MessageState
 from hub.services import audit
 from hub.services.messages import lifecycle
-from hub.services.relay.attestations import chain_by_id
+from hub.services.relay.attestations import chain_by_chain_id
 
 RETRYABLE = frozenset({MessageState.FAILED, MessageState.REJECTED})
 
@@ -34,8 +34,8 @@ def _check_route(session: Session, message: Message) -> None:
     src, dst = aliased(Chain), aliased(Chain)
     cap = session.scalar(
         select(Route.max_gas)
-        .join(src, Route.src_chain_id == src.id)
-        .join(dst, Route.dst_chain_id == dst.id)
+        .join(src, Route.src_chain_key == src.id)
+        .join(dst, Route.dst_chain_key == dst.id)
         .where(
             src.chain_id == message.src_chain_id,
             dst.chain_id == message.dst_chain_id,
@@ -54,7 +54,7 @@ def _check_route(session: Session, message: Message) -> None:
 
 
 def _signed_enough(session: Session, message: Message) -> bool:
-    dst = chain_by_id(session, message.dst_chain_id)
+    dst = chain_by_chain_id(session, message.dst_chain_id)
     vset = session.get(ValidatorSet, dst.id) if dst else None
     if vset is None:
         return False

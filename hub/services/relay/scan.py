@@ -88,7 +88,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
     cursor = session.get(Cursor, chain.id)
     if cursor is None:  # registered before cursors existed: start at the final block
         cursor = Cursor(
-            chain_id=chain.id,
+            chain_key=chain.id,
             start_block=final.number,
             block_number=final.number,
             block_hash=final.hash,
@@ -238,7 +238,7 @@ def _record_transfer(
         return
     asset_id = session.scalar(
         select(Asset.id)
-        .join(Chain, Asset.home_chain_id == Chain.id)
+        .join(Chain, Asset.home_chain_key == Chain.id)
         .where(Chain.chain_id == payload.home_chain_id, Asset.home_token == payload.home_token)
     )
     session.add(
@@ -346,7 +346,7 @@ def routed_destinations(session: Session, chain: Chain) -> dict[int, int]:
     dst = aliased(Chain)
     query = (
         select(dst.chain_id, Route.max_gas)
-        .join(Route, Route.dst_chain_id == dst.id)
-        .where(Route.src_chain_id == chain.id, dst.status != ChainStatus.RETIRED)
+        .join(Route, Route.dst_chain_key == dst.id)
+        .where(Route.src_chain_key == chain.id, dst.status != ChainStatus.RETIRED)
     )
     return {int(chain_id): int(cap) for chain_id, cap in session.execute(query)}

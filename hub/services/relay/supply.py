@@ -208,9 +208,9 @@ def _pause_for_deficit(session: Session, asset: Asset, check: SupplyCheck) -> No
 
 def pause_routes(session: Session, asset: Asset, reason: str) -> None:
     """Pause every active route between the asset's chains."""
-    ids = {asset.home_chain_id, *(d.chain_id for d in asset.deployments)}
+    keys = {asset.home_chain_key, *(d.chain_key for d in asset.deployments)}
     for route in session.scalars(
-        select(Route).where(Route.src_chain_id.in_(ids), Route.dst_chain_id.in_(ids))
+        select(Route).where(Route.src_chain_key.in_(keys), Route.dst_chain_key.in_(keys))
     ):
         if route.status == RouteStatus.ACTIVE:
             set_route_paused(session, route, True, StatusBy.SUPPLY_WATCH, reason)

@@ -97,8 +97,8 @@ def unsigned(me: str, watched: list[int], limit: int) -> Select[Message]:
         select(Message)
         .join(src, src.chain_id == Message.src_chain_id)
         .join(dst, dst.chain_id == Message.dst_chain_id)
-        .join(Route, and_(Route.src_chain_id == src.id, Route.dst_chain_id == dst.id))
-        .join(ValidatorSet, ValidatorSet.chain_id == dst.id)
+        .join(Route, and_(Route.src_chain_key == src.id, Route.dst_chain_key == dst.id))
+        .join(ValidatorSet, ValidatorSet.chain_key == dst.id)
         .where(
             Message.state == MessageState.FINALIZED.value,
             Message.src_chain_id.in_(watched),
