@@ -7,7 +7,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters.base import ChainAdapter
+from adapters.base import OutboxReader
 from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
 from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
@@ -22,7 +22,7 @@ def chain_by_chain_id(session: Session, chain_id: int) -> Chain | None:
     return session.scalar(select(Chain).where(Chain.chain_id == chain_id))
 
 
-def refresh_validator_set(session: Session, chain: Chain, adapter: ChainAdapter) -> ValidatorSet:
+def refresh_validator_set(session: Session, chain: Chain, adapter: OutboxReader) -> ValidatorSet:
     """Read the gateway's set; when its epoch changed, attested messages must be signed again."""
     config = adapter.gateway_config(chain.gateway_address)
     current = session.get(ValidatorSet, chain.id)

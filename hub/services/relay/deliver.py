@@ -9,9 +9,9 @@ skips any id already delivered.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 from eth_account import Account
 from sqlalchemy import Select, and_, func, or_, select
@@ -24,6 +24,7 @@ from adapters.base import (
     SignedMessage,
     SignedTx,
     SimulationError,
+    Submitter,
 )
 from adapters.base import (
     Message as WireMessage,
@@ -38,21 +39,17 @@ from hub.domain.states import (
     RouteStatus,
 )
 from hub.services.messages import backoff_policy, lifecycle
-from hub.services.relay import funds, leases
+from hub.services.relay import funds
 from hub.services.relay.attestations import (
     promote_signed,
     refresh_validator_set,
     signatures_for,
 )
-from hub.services.relay.context import RelayContext
+from hub.services.relay.ports import Ports
+from hub.settings import Settings
 
 log = logging.getLogger("hub.relay.deliver")
 _S = MessageState
-
-
-def owner() -> str:
-    """Who holds a lease: this process (read at call time: prefork children differ)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -62,6 +59,8 @@ class DeliverReport:
     tx_hash: str | None = None
     dropped: int = 0
     note: str | None = None
+    # what the runner does once this stage's transaction is committed: send the recorded tx
+    after_commit: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def busy(self) -> bool:
@@ -73,53 +72,46 @@ def lease_name(chain: Chain, relayer: str) -> str:
     return f"deliver:{chain.chain_id}:{relayer.lower()}"
 
 
-def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
-    """One delivery round for a destination chain; a no-op while another process holds it."""
-    relayer = str(Account.from_key(relayer_key).address)
-    report = DeliverReport(chain_name)
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        if chain is None or chain.status != ChainStatus.ACTIVE:
-            return report
-        lease = lease_name(chain, relayer)
-        if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
-            report.note = "another submitter holds the lease"
-            return report
-    try:
-        _round(ctx, chain_name, relayer, relayer_key, report)
-    finally:
-        with ctx.transaction() as session:
-            leases.release(session, lease, owner())
+def relayer_address(key: str) -> str:
+    return str(Account.from_key(key).address)
+
+
+def deliver_lease(chain: Chain, ports: Ports) -> str:
+    """One submitter per destination chain and relayer key."""
+    return lease_name(chain, relayer_address(ports.key("relayer")))
+
+
+def deliver(session: Session, chain: Chain, ports: Ports) -> DeliverReport:
+    """The deliver stage on one destination chain: pick, simulate, sign and record one batch
+    (messages -> submitted). It is sent only once the runner has committed the record
+    (`after_commit`): a crash between the two is harmless, confirm resends the bytes."""
+    key = ports.key("relayer")
+    relayer = relayer_address(key)
+    report = DeliverReport(chain.name)
+    if chain.status != ChainStatus.ACTIVE:
+        return report
+    settings = ports.settings
+    adapter = ports.adapter(chain)
+    refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
+    promote_signed(session, chain)
+    if _in_flight(session, chain, relayer) >= settings.max_in_flight:
+        report.note = "in-flight limit reached"
+        return report
+    batch = pick_batch(session, chain, settings.batch_size)
+    if not batch:
+        return report
+    signed = _simulated(session, chain, adapter, batch, relayer, settings)
+    if not signed:
+        return report
+    batch, gas = signed
+    fee = adapter.fee_quote()
+    if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
+        report.note = "the relayer cannot pay for a delivery"
+        return report
+    tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
+    _record(session, chain, tx, batch)
+    report.after_commit = partial(_send, chain.name, adapter, tx, report, [m.id for m in batch])
     return report
-
-
-def _round(
-    ctx: RelayContext, chain_name: str, relayer: str, key: str, report: DeliverReport
-) -> None:
-    settings = ctx.settings
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        assert chain is not None
-        adapter = ctx.adapter(chain)
-        refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
-        promote_signed(session, chain)
-        if _in_flight(session, chain, relayer) >= settings.max_in_flight:
-            report.note = "in-flight limit reached"
-            return
-        batch = pick_batch(session, chain, settings.batch_size)
-        if not batch:
-            return
-        signed = _simulated(session, chain, adapter, batch, relayer, ctx)
-        if not signed:
-            return
-        batch, gas = signed
-        fee = adapter.fee_quote()
-        if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
-            report.note = "the relayer cannot pay for a delivery"
-            return
-        tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
-        _record(session, chain, tx, batch)
-    _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch])
 
 
 def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
@@ -209,7 +201,7 @@ def _simulated(
     adapter: ChainAdapter,
     batch: list[Message],
     relayer: str,
-    ctx: RelayContext,
+    settings: Settings,
 ) -> tuple[list[Message], int] | None:
     """Simulate the batch; when it reverts, simulate each message alone, set aside (failed,
     with its reason and a backoff) exactly those that revert alone, and go on with the rest.
@@ -228,7 +220,7 @@ def _simulated(
         except SimulationError as exc:
             if _chain_level(exc):
                 return None
-            _fail(session, message, f"simulation reverted: {exc.reason or exc}", ctx)
+            _fail(session, message, f"simulation reverted: {exc.reason or exc}", settings)
             continue
         good.append((message, one))
     if not good:
@@ -244,8 +236,8 @@ def _chain_level(exc: SimulationError) -> bool:
     return any(reason in (exc.reason or str(exc)) for reason in CHAIN_LEVEL_REVERTS)
 
 
-def _fail(session: Session, message: Message, error: str, ctx: RelayContext) -> None:
-    lifecycle(session, message).fail(error, backoff_policy(ctx.settings))
+def _fail(session: Session, message: Message, error: str, settings: Settings) -> None:
+    lifecycle(session, message).fail(error, backoff_policy(settings))
     log.warning("delivery attempt failed", extra={"message_id": message.id, "error": error})
 
 
@@ -306,9 +298,8 @@ def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) 
 
 
 def _send(
-    ctx: RelayContext,
     chain_name: str,
-    adapter: ChainAdapter,
+    adapter: Submitter,
     tx: SignedTx,
     report: DeliverReport,
     message_ids: list[str],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from eth_account import Account
 from sqlalchemy import select
@@ -18,7 +17,7 @@ from hub.services.relay.context import RelayContext
 from hub.services.relay.guardian import local_token
 from hub.services.relay.scan import ScanReport
 from hub.services.relay.supply import SupplyCheck
-from hub.services.relay.validator import Validator
+from hub.services.relay.validator import AttestReport
 
 log = logging.getLogger("hub.relay.observe")
 SAMPLE_SECONDS = 10.0
@@ -30,29 +29,31 @@ def step_failed(what: str) -> None:
     m.STEP_ERRORS.labels(what).inc()
 
 
-def step_done(what: str, args: tuple[Any, ...], result: object, seconds: float) -> None:
-    """Called after every step that did not raise (the Celery tasks and the embedded loop);
-    observing never breaks a step."""
+def step_done(
+    what: str, ctx: RelayContext, target: str, result: object, seconds: float, key: str | None
+) -> None:
+    """Called after every stage that did not raise (the runner, for the Celery tasks and the
+    embedded loop alike); observing never breaks a stage. `key` is the relayer's, if any."""
     try:
-        _observe(what, args, result, seconds)
+        _observe(what, ctx, target, result, seconds, key)
     except Exception:  # a metric is not worth a step: logged, and the step's result stands
         log.exception("observing a step failed", extra={"step": what})
 
 
-def _observe(what: str, args: tuple[Any, ...], result: object, seconds: float) -> None:
+def _observe(
+    what: str, ctx: RelayContext, target: str, result: object, seconds: float, key: str | None
+) -> None:
     m.STEP_SECONDS.labels(what).observe(seconds)
     if isinstance(result, ScanReport):
         _scanned(result)
     elif isinstance(result, SupplyCheck):
         _supply(result)
-    elif what == "attest" and isinstance(result, int) and len(args) > 1:
-        validator = args[1]
-        if isinstance(validator, Validator) and result:
-            m.ATTESTATIONS_SIGNED.labels(validator.address).inc(result)
-    if what == "deliver" and len(args) == 3 and _due(f"balance:{args[1]}"):
-        _balance(args[0], args[1], args[2])
-    if what == "supply" and len(args) == 2 and _due(f"limits:{args[1]}"):
-        _headroom(args[0], args[1])
+    elif isinstance(result, AttestReport) and result.signed:
+        m.ATTESTATIONS_SIGNED.labels(result.validator).inc(result.signed)
+    if what == "deliver" and key is not None and _due(f"balance:{target}"):
+        _balance(ctx, target, key)
+    if what == "supply" and _due(f"limits:{target}"):
+        _headroom(ctx, target)
 
 
 def _due(key: str) -> bool:
@@ -98,9 +99,7 @@ def _address(key: str) -> str:
     return _addresses[key]
 
 
-def _balance(ctx: object, chain_name: object, key: object) -> None:
-    if not (isinstance(ctx, RelayContext) and isinstance(chain_name, str) and isinstance(key, str)):
-        return
+def _balance(ctx: RelayContext, chain_name: str, key: str) -> None:
     relayer = _address(key)
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
@@ -113,10 +112,8 @@ def _balance(ctx: object, chain_name: object, key: object) -> None:
         log.info("balance not read", extra={"chain": chain_name, "error": str(exc)})
 
 
-def _headroom(ctx: object, symbol: object) -> None:
+def _headroom(ctx: RelayContext, symbol: str) -> None:
     """Each rate limit of the asset as both bridges hold it now."""
-    if not (isinstance(ctx, RelayContext) and isinstance(symbol, str)):
-        return
     with ctx.transaction() as session:
         asset = session.scalar(select(Asset).where(Asset.symbol == symbol))
         if asset is None:

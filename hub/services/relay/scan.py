@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,19 +15,33 @@ from adapters.base import (
     BlockRef,
     BridgeOperator,
     ChainAdapter,
+    ChainReader,
     DeliveryOutcome,
     DeliveryStatus,
     FinalityPolicy,
     ObservedMessage,
 )
-from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Route, Transfer
+from hub.db.models import (
+    Asset,
+    Chain,
+    Cursor,
+    Message,
+    MessageEvent,
+    Route,
+    Transfer,
+    ValidatorSet,
+    utcnow,
+)
 from hub.domain.states import AlertKind, ChainStatus, MessageState, StatusBy
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
 from hub.services.messages import lifecycle
 from hub.services.relay import outcomes
+from hub.services.relay.attestations import refresh_validator_set
+from hub.services.relay.ports import Ports
 
 log = logging.getLogger("hub.relay.scan")
+VALIDATOR_SET_MAX_AGE = timedelta(seconds=10)
 
 
 @dataclass
@@ -52,6 +67,16 @@ class ScanReport:
         return bool(
             self.observed or self.finalized or self.orphaned or self.delivered or self.reorg
         )
+
+
+def scan(session: Session, chain: Chain, ports: Ports) -> ScanReport:
+    """The scan stage on one chain (one scanner per chain: the runner holds its lease). The
+    chain's validator set is read here too, when it is older than VALIDATOR_SET_MAX_AGE."""
+    adapter = ports.adapter(chain)
+    vset = session.get(ValidatorSet, chain.id)
+    if vset is None or utcnow() - vset.updated_at > VALIDATOR_SET_MAX_AGE:
+        refresh_validator_set(session, chain, adapter)
+    return scan_chain(session, chain, adapter, ports.settings.scan_range)
 
 
 def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range: int) -> ScanReport:
@@ -102,7 +127,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
 def _canonical(
     session: Session,
     chain: Chain,
-    adapter: ChainAdapter,
+    adapter: ChainReader,
     cursor: Cursor,
     report: ScanReport,
 ) -> bool:
@@ -127,7 +152,7 @@ def _canonical(
 
 
 def _deep_reorg(
-    session: Session, chain: Chain, adapter: ChainAdapter, cursor: Cursor, report: ScanReport
+    session: Session, chain: Chain, adapter: ChainReader, cursor: Cursor, report: ScanReport
 ) -> None:
     dropped = _orphan_dropped(session, chain, adapter)
     reason = (
@@ -156,7 +181,7 @@ _UNSENT = (
 )
 
 
-def _orphan_dropped(session: Session, chain: Chain, adapter: ChainAdapter) -> int:
+def _orphan_dropped(session: Session, chain: Chain, adapter: ChainReader) -> int:
     """Orphan this chain's messages, final or not, that were not sent on yet and whose block
     the reorg replaced: nothing from a dropped block is relayed, whatever was signed for it."""
     waiting = list(
@@ -285,7 +310,7 @@ def link_returns(
 
 
 def promote(
-    session: Session, chain: Chain, adapter: ChainAdapter, final: BlockRef, report: ScanReport
+    session: Session, chain: Chain, adapter: ChainReader, final: BlockRef, report: ScanReport
 ) -> None:
     """Observed messages at or below the final block: finalized if their block is canonical,
     orphaned if a reorg replaced it; a final message with no route to its destination is

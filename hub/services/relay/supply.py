@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
-from adapters.base import AdapterError, ChainAdapter
+from adapters.base import AdapterError, ChainReader
 from hub.db.models import Asset, Chain, Cursor, Message, Route, Transfer
 from hub.domain.states import AlertKind, AssetStatus, MessageState, RouteStatus, StatusBy
 from hub.services import alerts
+from hub.services.relay.ports import Ports
 from hub.services.routes import set_route_paused
 
 log = logging.getLogger("hub.relay.supply")
-AdapterOf = Callable[[Chain], ChainAdapter]
+AdapterOf = Callable[[Chain], ChainReader]
 
 
 @dataclass
@@ -166,6 +167,11 @@ def _returns_of(session: Session, ids: list[str]) -> dict[str, Message]:
         .where(Transfer.returns_message_id.in_(ids))
     ).all()
     return {str(original): message for original, message in rows}
+
+
+def supply(session: Session, asset: Asset, ports: Ports) -> SupplyCheck:
+    """The supply stage on one asset."""
+    return watch_asset(session, asset, ports.adapter)
 
 
 def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
