@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, inspect
 
-from hub.db.migrate import check, upgrade
+from hub.db.migrate import alembic_config, check, upgrade
 from hub.db.models import Base
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,11 @@ def _upgrade_with_rows(url: str) -> None:
         assert cursor is not None and (cursor.block_number, cursor.final_hash) == (9, "0xh8")
         vset = session.get(ValidatorSet, 2)
         assert vset is not None and vset.epoch == 3
+    command.downgrade(alembic_config(url), "0004")  # and back, rows and all
+    columns = {c["name"] for c in inspect(engine).get_columns("routes")}
+    assert {"src_chain_id", "dst_chain_id"} <= columns
+    upgrade(url)
+    check(url)
     engine.dispose()
 
 
