@@ -15,6 +15,7 @@ from hub import metrics as m
 from hub.db.models import Asset, Chain, RouteLimit
 from hub.services.relay.context import RelayContext
 from hub.services.relay.guardian import local_token
+from hub.services.relay.ports import Ports
 from hub.services.relay.scan import ScanReport
 from hub.services.relay.supply import SupplyCheck
 from hub.services.relay.validator import AttestReport
@@ -30,18 +31,19 @@ def step_failed(what: str) -> None:
 
 
 def step_done(
-    what: str, ctx: RelayContext, target: str, result: object, seconds: float, key: str | None
+    what: str, ctx: RelayContext, ports: Ports, target: str, result: object, seconds: float
 ) -> None:
     """Called after every stage that did not raise (the runner, for the Celery tasks and the
-    embedded loop alike); observing never breaks a stage. `key` is the relayer's, if any."""
+    embedded loop alike); observing never breaks a stage. Chains are read through the
+    stage's own ports."""
     try:
-        _observe(what, ctx, target, result, seconds, key)
+        _observe(what, ctx, ports, target, result, seconds)
     except Exception:  # a metric is not worth a step: logged, and the step's result stands
         log.exception("observing a step failed", extra={"step": what})
 
 
 def _observe(
-    what: str, ctx: RelayContext, target: str, result: object, seconds: float, key: str | None
+    what: str, ctx: RelayContext, ports: Ports, target: str, result: object, seconds: float
 ) -> None:
     m.STEP_SECONDS.labels(what).observe(seconds)
     if isinstance(result, ScanReport):
@@ -50,10 +52,10 @@ def _observe(
         _supply(result)
     elif isinstance(result, AttestReport) and result.signed:
         m.ATTESTATIONS_SIGNED.labels(result.validator).inc(result.signed)
-    if what == "deliver" and key is not None and _due(f"balance:{target}"):
-        _balance(ctx, target, key)
+    if what == "deliver" and ports.relayer_key is not None and _due(f"balance:{target}"):
+        _balance(ctx, ports, target, ports.relayer_key)
     if what == "supply" and _due(f"limits:{target}"):
-        _headroom(ctx, target)
+        _headroom(ctx, ports, target)
 
 
 def _due(key: str) -> bool:
@@ -99,27 +101,27 @@ def _address(key: str) -> str:
     return _addresses[key]
 
 
-def _balance(ctx: RelayContext, chain_name: str, key: str) -> None:
+def _balance(ctx: RelayContext, ports: Ports, chain_name: str, key: str) -> None:
     relayer = _address(key)
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
         if chain is None:
             return
-        adapter = ctx.adapter(chain)
+        adapter = ports.adapter(chain)
     try:
         m.RELAYER_BALANCE.labels(chain_name, relayer).set(adapter.native_balance(relayer))
     except AdapterError as exc:
         log.info("balance not read", extra={"chain": chain_name, "error": str(exc)})
 
 
-def _headroom(ctx: RelayContext, symbol: str) -> None:
+def _headroom(ctx: RelayContext, ports: Ports, symbol: str) -> None:
     """Each rate limit of the asset as both bridges hold it now."""
     with ctx.transaction() as session:
         asset = session.scalar(select(Asset).where(Asset.symbol == symbol))
         if asset is None:
             return
         rows = list(session.scalars(select(RouteLimit).where(RouteLimit.asset_id == asset.id)))
-        reads = [_buckets(ctx, row, asset) for row in rows]
+        reads = [_buckets(ports, row, asset) for row in rows]
     for found in reads:
         for labels, capacity, available in found:
             m.RATE_LIMIT_CAPACITY.labels(*labels).set(capacity)
@@ -127,12 +129,12 @@ def _headroom(ctx: RelayContext, symbol: str) -> None:
 
 
 def _buckets(
-    ctx: RelayContext, row: RouteLimit, asset: Asset
+    ports: Ports, row: RouteLimit, asset: Asset
 ) -> list[tuple[tuple[str, str, str, str], int, int]]:
     route, found = row.route, []
     for chain, remote, outbound in ((route.src, route.dst, True), (route.dst, route.src, False)):
         token = local_token(asset, chain)
-        adapter = ctx.adapter(chain)
+        adapter = ports.adapter(chain)
         if token is None or not isinstance(adapter, BridgeOperator):
             continue
         try:

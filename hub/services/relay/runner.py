@@ -118,9 +118,8 @@ class Runner:
             log.exception("step crashed", extra={"step": stage, "on": _shown(target)})
             return None
         shown = target if isinstance(target, str) else ""
-        observe.step_done(
-            stage, self.ctx, shown, report, time.monotonic() - started, self.ports.relayer_key
-        )
+        seconds = time.monotonic() - started
+        observe.step_done(stage, self.ctx, self.ports, shown, report, seconds)
         _log_report(stage, report)
         return report
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from hub.db.models import Delivery, Lease, Message, utcnow
+from hub.services.relay import observe
 from hub.services.relay import runner as runner_module
 from hub.services.relay.scan import ScanReport
-from tests.unit.relay.conftest import World
+from tests.unit.relay.conftest import RELAYER, World
 
 
 def test_one_chain_failing_does_not_stop_the_others(world: World) -> None:
@@ -76,3 +78,14 @@ def test_a_delivery_is_recorded_before_it_is_sent(world: World) -> None:
     assert world.run("confirm", "beta").resent == 1
     assert world.run("confirm", "beta").mined == 1
     assert world.message(message_id).state == "delivered"
+
+
+def test_reports_become_metrics_read_through_the_stages_ports(world: World) -> None:
+    world.beta.fund(RELAYER.address, 123_456)
+    observe._sampled.clear()  # sampled reads are due again
+    world.run("scan", "alpha")
+    world.run("deliver", "beta")
+    head = REGISTRY.get_sample_value("islands_chain_head_block", {"chain": "alpha"})
+    assert head == world.alpha.head
+    labels = {"chain": "beta", "relayer": RELAYER.address}
+    assert REGISTRY.get_sample_value("islands_relayer_balance_wei", labels) == 123_456
