@@ -3,9 +3,12 @@ when they cannot go anywhere; a deep reorg pauses the chain."""
 
 from __future__ import annotations
 
+from eth_account import Account
 from sqlalchemy import select
 
-from hub.db.models import Alert, Chain, Cursor
+from adapters.fake import FEE, FakeAdapter
+from hub.db.models import Alert, Chain, Cursor, Message
+from hub.services.relay.deliver import signed_batch
 from hub.services.relay.scan import ScanReport
 from tests.unit.relay.conftest import NOWHERE, World
 
@@ -84,3 +87,31 @@ def test_a_delivery_seen_on_the_destination_settles_the_message(world: World) ->
     report = world.run("scan", "beta")  # the destination's gateway events, ours or anyone's
     assert report.delivered == 1
     assert world.message(message_id).state == "delivered"
+
+
+def test_a_delivery_of_an_orphaned_message_is_recorded_and_the_scan_goes_on(
+    world: World,
+) -> None:
+    """Signed before a deep reorg dropped its block, delivered by someone anyway: it stays
+    orphaned (terminal) with the delivery on the row, and the destination's scan does not
+    fail on that block (it did: orphaned -> finalized is not a legal move)."""
+    base = world.alpha.head
+    message_id = world.attested()
+    with world.session() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        beta = session.scalar(select(Chain).where(Chain.name == "beta"))
+        assert beta is not None
+        batch = signed_batch(session, beta, [message])
+    world.alpha.reorg(base, 6)
+    assert world.run("scan", "alpha").deep_reorg
+    assert world.message(message_id).state == "orphaned"
+    stranger = Account.create()
+    adapter = FakeAdapter([world.beta.url])
+    tx = adapter.sign_delivery(world.beta.gateway, batch, stranger.key.hex(), 0, FEE, 10**6)
+    adapter.send_raw(tx.raw)
+    report = world.run("scan", "beta")
+    assert report.delivered == 0 and report.to_block == world.beta.head
+    orphaned = world.message(message_id)
+    assert (orphaned.state, orphaned.dst_tx_hash) == ("orphaned", tx.tx_hash)
+    assert "after its block was dropped" in (orphaned.last_error or "")
