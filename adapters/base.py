@@ -322,14 +322,35 @@ class OutboxReader(Protocol):
 
 
 @runtime_checkable
-class Deliverer(Protocol):
-    """Delivery to a destination gateway: build, simulate, sign and send a batch."""
+class InboxReader(Protocol):
+    """What a destination gateway says it did: delivered, failed, skipped, consumed."""
 
     def is_delivered(self, gateway: str, message_id: bytes) -> bool: ...
 
     def delivery_outcomes(
         self, gateway: str, from_block: int, to_block: int
     ) -> list[DeliveryOutcome]: ...
+
+
+@runtime_checkable
+class Submitter(Protocol):
+    """Sending transactions from an account: nonces, fees, balance, broadcast."""
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast a signed transaction and return its hash. Sending one the node already
+        has is not an error; NonceTooLowError and UnderpricedError say why it was refused."""
+        ...
+
+    def account_nonce(self, address: str, pending: bool = False) -> int: ...
+
+    def fee_quote(self) -> FeeQuote: ...
+
+    def native_balance(self, address: str) -> int: ...
+
+
+@runtime_checkable
+class Deliverer(InboxReader, Submitter, Protocol):
+    """Delivery to a destination gateway: build, simulate, sign and send a batch."""
 
     def simulate_delivery(self, gateway: str, batch: Sequence[SignedMessage], sender: str) -> int:
         """The gas the batch needs; SimulationError (with the decoded reason) if it reverts."""
@@ -346,17 +367,6 @@ class Deliverer(Protocol):
     ) -> SignedTx:
         """A signed `deliverBatch` transaction; nothing is sent."""
         ...
-
-    def send_raw(self, raw: bytes) -> str:
-        """Broadcast a signed transaction and return its hash. Sending one the node already
-        has is not an error; NonceTooLowError and UnderpricedError say why it was refused."""
-        ...
-
-    def account_nonce(self, address: str, pending: bool = False) -> int: ...
-
-    def fee_quote(self) -> FeeQuote: ...
-
-    def native_balance(self, address: str) -> int: ...
 
 
 @runtime_checkable

@@ -53,7 +53,7 @@ from hub.db.models import (
     Route,
     utcnow,
 )
-from hub.domain.states import MessageState
+from hub.domain.states import OPEN_DELIVERY_TX, MessageState
 
 # Each committed state change, one event a line with its message id (hub.logs writes JSON).
 state_log = logging.getLogger("hub.messages")
@@ -345,11 +345,11 @@ def _oldest(session: Session) -> Metric:
         .group_by(Message.state)
     )
     for state, oldest in session.execute(query):
-        found[state] = oldest
-    for state in WAITING:
-        at = found.get(state)
+        found[state.value] = oldest
+    for waiting in WAITING:
+        at = found.get(waiting)
         age = 0.0 if at is None else (now - _aware(at)).total_seconds()
-        family.add_metric([state], max(0.0, age))
+        family.add_metric([waiting], max(0.0, age))
     return family
 
 
@@ -371,7 +371,7 @@ def _chains(session: Session) -> Iterable[Metric]:
         "Every message at or below this block is final or orphaned",
         labels=["chain"],
     )
-    query = select(Chain, Cursor).outerjoin(Cursor, Cursor.chain_id == Chain.id)
+    query = select(Chain, Cursor).outerjoin(Cursor, Cursor.chain_key == Chain.id)
     for chain, row in session.execute(query):
         status.add_metric([chain.name, chain.status], 1)
         if row is not None:
@@ -414,7 +414,7 @@ def _open_deliveries(session: Session, names: dict[int, str]) -> Metric:
     )
     query = (
         select(Delivery.dst_chain_id, func.count())
-        .where(Delivery.status.in_(("pending", "superseded")))
+        .where(Delivery.status.in_(OPEN_DELIVERY_TX))
         .group_by(Delivery.dst_chain_id)
     )
     for chain_id, count in session.execute(query):

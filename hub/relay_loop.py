@@ -1,5 +1,5 @@
-"""The embedded form's relay: the same steps the Celery tasks run, in one thread of the hub
-process, one kind after another each tick (SQLite wants one writer at a time)."""
+"""The embedded form's relay: the same runner and stages the Celery tasks use, in one thread
+of the hub process, one kind after another each tick (SQLite wants one writer at a time)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from hub.services.relay import steps
 from hub.services.relay.context import RelayContext
+from hub.services.relay.runner import Runner
 from hub.services.relay.validator import Validator
 
 log = logging.getLogger("hub.relay.loop")
@@ -24,8 +24,7 @@ class RelayLoop(threading.Thread):
     ) -> None:
         super().__init__(name="relay-loop", daemon=True)
         self.ctx = ctx
-        self._key = relayer_key
-        self._guardian = guardian_key
+        self.runner = Runner(ctx, relayer_key, guardian_key)
         self._validators = list(validators)
         self._stop_event = threading.Event()
 
@@ -41,17 +40,4 @@ class RelayLoop(threading.Thread):
                 log.exception("relay tick failed")
 
     def tick(self) -> None:
-        ctx, chains = self.ctx, steps.active_chains(self.ctx)
-        for chain in chains:
-            steps.guarded("scan", steps.scan, ctx, chain)
-        for validator in self._validators:
-            steps.guarded("attest", steps.attest, ctx, validator)
-        if self._key is not None:
-            for chain in chains:
-                steps.guarded("confirm", steps.confirm, ctx, chain, self._key)
-                steps.guarded("deliver", steps.deliver, ctx, chain, self._key)
-        if self._guardian is not None:
-            for chain in chains:
-                steps.guarded("guardian", steps.guard, ctx, chain, self._guardian)
-        for symbol in steps.asset_symbols(ctx):
-            steps.guarded("supply", steps.supply, ctx, symbol)
+        self.runner.tick(self._validators)

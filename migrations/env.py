@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from hub.db.engine import make_engine
-from hub.db.models import Base, UtcDateTime
+from hub.db.models import Base, EnumText, UtcDateTime
 from hub.settings import Settings
 
 config = context.config
@@ -23,6 +23,8 @@ def _render_item(kind: str, obj: Any, _context: Any) -> str | bool:
     """Migrations name plain SQLAlchemy types, never the hub's own decorators."""
     if kind == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if kind == "type" and isinstance(obj, EnumText):
+        return "sa.String(length=16)"
     return False
 
 

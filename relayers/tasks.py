@@ -1,4 +1,4 @@
-"""Thin, idempotent tasks named by namespace; each calls one relay step."""
+"""Thin, idempotent tasks named by namespace; each runs one relay stage through the runner."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 from redis import Redis
 from redis.exceptions import RedisError
 
-from hub.services.relay import steps
+from hub.services.relay.runner import Runner
 from hub.settings import Settings
 from relayers import runtime
 
@@ -26,16 +26,21 @@ def tick() -> None:
     """Beat's heartbeat: fan out one step of every kind of work, each on its own queue, unless
     the same step is still waiting in its queue. Queues stay as short as the work, so a busy
     worker is never left with a backlog of stale steps (which expired unrun, forever)."""
-    ctx = runtime.context()
-    for chain in steps.active_chains(ctx):
+    runner, ctx = _runner(), runtime.context()
+    for chain in runner.active_chains():
         _once(scan, chain)
         _once(deliver, chain)
         _once(confirm, chain)
         _once(guard, chain)
-    for symbol in steps.asset_symbols(ctx):
+    for symbol in runner.asset_symbols():
         _once(supply, symbol)
     for queue in ctx.settings.validator_queues:
         _once(attest, queue, queue=queue)
+
+
+def _runner() -> Runner:
+    """A runner on this process's context and keys (cheap: the context is kept per process)."""
+    return Runner(runtime.context(), runtime.relayer_key(), runtime.guardian_key())
 
 
 def _key(name: str, arg: str) -> str:
@@ -71,41 +76,39 @@ def _started(name: str, arg: str) -> None:
 @shared_task(name="relay.scan", **SHORT)
 def scan(chain: str) -> None:
     _started("relay.scan", chain)
-    steps.guarded("scan", steps.scan, runtime.context(), chain)
+    _runner().run("scan", chain)
 
 
 @shared_task(name="relay.deliver", **SHORT)
 def deliver(chain: str) -> None:
     _started("relay.deliver", chain)
-    key = runtime.relayer_key()
-    if key is None:
+    runner = _runner()
+    if not runner.can_run("deliver"):
         log.error("relay.deliver needs HUB_RELAYER_KEY in this worker's environment")
         return
-    steps.guarded("deliver", steps.deliver, runtime.context(), chain, key)
+    runner.run("deliver", chain)
 
 
 @shared_task(name="relay.confirm", **SHORT)
 def confirm(chain: str) -> None:
     _started("relay.confirm", chain)
-    key = runtime.relayer_key()
-    if key is None:
-        return
-    steps.guarded("confirm", steps.confirm, runtime.context(), chain, key)
+    runner = _runner()
+    if runner.can_run("confirm"):
+        runner.run("confirm", chain)
 
 
 @shared_task(name="relay.guardian", **SHORT)
 def guard(chain: str) -> None:
     _started("relay.guardian", chain)
-    key = runtime.guardian_key()
-    if key is None:
-        return  # returns and rate limits wait for a worker that holds HUB_GUARDIAN_KEY
-    steps.guarded("guardian", steps.guard, runtime.context(), chain, key)
+    runner = _runner()
+    if runner.can_run("guardian"):  # else returns and rate limits wait for a worker with
+        runner.run("guardian", chain)  # HUB_GUARDIAN_KEY
 
 
 @shared_task(name="relay.supply", **SHORT)
 def supply(symbol: str) -> None:
     _started("relay.supply", symbol)
-    steps.guarded("supply", steps.supply, runtime.context(), symbol)
+    _runner().run("supply", symbol)
 
 
 @shared_task(name="validator.attest", **SHORT)
@@ -115,4 +118,4 @@ def attest(queue: str = "") -> None:
     if validator is None:
         log.error("validator.attest needs HUB_VALIDATOR_KEY in this worker's environment")
         return
-    steps.guarded("attest", steps.attest, runtime.context(), validator)
+    _runner().run("attest", validator)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from hub.domain.states import DeliveryTxStatus, MessageState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,12 +59,37 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as its value, as text: the stored strings stay exactly what they were
+    (never renamed), and rows read back as the enum. A value outside the enum is refused."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON}
 
 
 class Chain(Base):
+    """A registered chain. Two numbers name it, never to be confused: `id`, the key of this
+    row (foreign keys to it are named `*_chain_key`), and `chain_id`, the chain's own id (the
+    EVM chain id; columns holding one are named `*_chain_id`)."""
+
     __tablename__ = "chains"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,13 +110,14 @@ class Chain(Base):
 class Route(Base):
     __tablename__ = "routes"
     __table_args__ = (
-        UniqueConstraint("src_chain_id", "dst_chain_id", name="uq_routes_src_dst"),
-        CheckConstraint("src_chain_id <> dst_chain_id", name="distinct_ends"),
+        UniqueConstraint("src_chain_key", "dst_chain_key", name="uq_routes_src_dst"),
+        CheckConstraint("src_chain_key <> dst_chain_key", name="distinct_ends"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    src_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
-    dst_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    # Keys of rows in `chains` (`*_chain_key`), never a chain's own id (`chain_id`).
+    src_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    dst_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     status_by: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -100,8 +129,8 @@ class Route(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    src: Mapped[Chain] = relationship(foreign_keys=[src_chain_id], lazy="joined")
-    dst: Mapped[Chain] = relationship(foreign_keys=[dst_chain_id], lazy="joined")
+    src: Mapped[Chain] = relationship(foreign_keys=[src_chain_key], lazy="joined")
+    dst: Mapped[Chain] = relationship(foreign_keys=[dst_chain_key], lazy="joined")
     limits: Mapped[list[RouteLimit]] = relationship(
         back_populates="route", lazy="selectin", order_by="RouteLimit.id"
     )
@@ -137,7 +166,7 @@ class Asset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(32), unique=True)
-    home_chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    home_chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     home_token: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -153,11 +182,11 @@ class AssetDeployment(Base):
     """The wrapped token of an asset on a chain other than its home."""
 
     __tablename__ = "asset_deployments"
-    __table_args__ = (UniqueConstraint("asset_id", "chain_id", name="uq_asset_deployments_chain"),)
+    __table_args__ = (UniqueConstraint("asset_id", "chain_key", name="uq_asset_deployments_chain"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     token_address: Mapped[str] = mapped_column(String(64))
 
     asset: Mapped[Asset] = relationship(back_populates="deployments")
@@ -212,7 +241,7 @@ class Message(Base):
     # gas the destination gateway forwards to the recipient (0 for version 1)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[MessageState] = mapped_column(EnumText(MessageState))
     src_block_number: Mapped[int] = mapped_column(BigInteger)
     src_block_hash: Mapped[str] = mapped_column(String(66))
     src_tx_hash: Mapped[str] = mapped_column(String(66), index=True)
@@ -246,7 +275,7 @@ class MessageEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[MessageState] = mapped_column(EnumText(MessageState))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
 
@@ -321,7 +350,7 @@ class Cursor(Base):
 
     __tablename__ = "cursors"
 
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
     # The hub relays what the chain sends from here on, never what came before.
     start_block: Mapped[int] = mapped_column(BigInteger, default=0)
     block_number: Mapped[int] = mapped_column(BigInteger)
@@ -342,7 +371,7 @@ class ValidatorSet(Base):
 
     __tablename__ = "validator_sets"
 
-    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    chain_key: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
     epoch: Mapped[int] = mapped_column(BigInteger)
     threshold: Mapped[int] = mapped_column(Integer)
     validators: Mapped[list[str]] = mapped_column(JSON)
@@ -365,7 +394,7 @@ class Delivery(Base):
     max_fee: Mapped[str] = mapped_column(String(80))
     priority_fee: Mapped[str] = mapped_column(String(80))
     message_ids: Mapped[list[str]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryTxStatus] = mapped_column(EnumText(DeliveryTxStatus))
     error: Mapped[str | None] = mapped_column(Text, default=None)
     block_number: Mapped[int | None] = mapped_column(BigInteger, default=None)
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,6 +40,38 @@ class MessageState(StrEnum):
     RETURNED = "returned"
 
 
+class DeliveryTxStatus(StrEnum):
+    """A delivery transaction's fate (`deliveries.status`)."""
+
+    PENDING = "pending"  # recorded, sent or about to be; not mined yet
+    SUPERSEDED = "superseded"  # replaced by a higher fee, may still be mined
+    MINED = "mined"
+    REVERTED = "reverted"  # mined, and the whole transaction reverted
+    REPLACED = "replaced"  # another transaction of the same nonce was mined
+    DROPPED = "dropped"  # the nonce was used by a transaction the hub did not record
+
+
+# Still waiting for a receipt: counted in flight, followed by confirm.
+OPEN_DELIVERY_TX = (DeliveryTxStatus.PENDING, DeliveryTxStatus.SUPERSEDED)
+
+
+class AlertKind(StrEnum):
+    """What an alert is about (`alerts.kind`)."""
+
+    DEEP_REORG = "deep_reorg"
+    STUCK_TX = "stuck_tx"
+    SUPPLY_MISMATCH = "supply_mismatch"
+    SUPPLY_SURPLUS = "supply_surplus"
+    RELAYER_FUNDS = "relayer_funds"
+
+
+class StatusBy(StrEnum):
+    """Who paused something when it was not a person (`*.status_by`)."""
+
+    SCANNER = "scanner"
+    SUPPLY_WATCH = "supply-watch"
+
+
 _MS = MessageState
 # A delivery (or a return) seen on-chain wins from any live state: someone else may have
 # relayed it, or returned it. Orphaned from any state before submitted: a deep reorg dropped

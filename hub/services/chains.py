@@ -12,9 +12,9 @@ from adapters.base import AdapterError, BlockRef, ChainAdapter, FinalityPolicy
 from adapters.registry import UnknownFamilyError, create_adapter
 from hub.db.models import Chain, Cursor, Message, Route
 from hub.domain.errors import CheckFailedError, ConflictError, InvalidInputError, NotFoundError
-from hub.domain.states import ChainStatus, MessageState, RouteStatus
+from hub.domain.states import AlertKind, ChainStatus, MessageState, RouteStatus
 from hub.services import alerts, audit
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.netpolicy import NetworkPolicy, expand_env, redact_url
 
 
@@ -103,7 +103,7 @@ def register_chain(
     # Messages are relayed from the block the hub started watching the chain at.
     session.add(
         Cursor(
-            chain_id=chain.id,
+            chain_key=chain.id,
             start_block=head.number,
             block_number=head.number,
             block_hash=head.hash,
@@ -244,7 +244,7 @@ def reanchor(session: Session, chain: Chain, timeout: float, policy: NetworkPoli
         raise CheckFailedError(f"{chain.name} has no block {start} to resume from")
     cursor.block_number, cursor.block_hash = start, start_hash
     cursor.final_block, cursor.final_hash = start, start_hash
-    alerts.resolve(session, "deep_reorg", f"chain:{chain.name}")
+    alerts.resolve(session, AlertKind.DEEP_REORG, f"chain:{chain.name}")
     return True
 
 
@@ -256,7 +256,7 @@ def retire_chain(session: Session, chain: Chain, actor: str, reason: str | None)
     chain.status_reason = reason or "retired"
     chain.status_by = actor
     routes = session.scalars(
-        select(Route).where(or_(Route.src_chain_id == chain.id, Route.dst_chain_id == chain.id))
+        select(Route).where(or_(Route.src_chain_key == chain.id, Route.dst_chain_key == chain.id))
     )
     for route in routes:
         route.status = RouteStatus.PAUSED
@@ -288,9 +288,7 @@ def _reject_waiting(session: Session, chain: Chain) -> int:
     )
     count = 0
     for message in waiting:
-        message.next_attempt_at = None
-        message.last_error = f"chain {chain.name} retired"
-        transition(session, message, MessageState.REJECTED, message.last_error)
+        lifecycle(session, message).reject(f"chain {chain.name} retired")
         count += 1
     return count
 

@@ -147,7 +147,7 @@ def join_asset(
 def _check_joinable(asset: Asset, chain: Chain) -> None:
     if chain.status != ChainStatus.ACTIVE:
         raise ConflictError(f"chain {chain.name!r} is {chain.status}: it cannot join an asset")
-    if chain.id == asset.home_chain_id:
+    if chain.id == asset.home_chain_key:
         raise CheckFailedError(f"{chain.name!r} is the home chain of {asset.symbol}")
     others = [c for c in _chains_of(asset, chain) if c.id != chain.id]
     stopped = [c.name for c in others if c.status != ChainStatus.ACTIVE]
@@ -244,7 +244,7 @@ def _record(session: Session, asset: Asset, chain: Chain, token: str) -> bool:
     """Record the deployment; False when it was recorded already (with this token)."""
     row = session.scalar(
         select(AssetDeployment).where(
-            AssetDeployment.asset_id == asset.id, AssetDeployment.chain_id == chain.id
+            AssetDeployment.asset_id == asset.id, AssetDeployment.chain_key == chain.id
         )
     )
     if row is not None:

@@ -1,4 +1,5 @@
-"""Messages: the one function that moves a message's state, and the queries the API shows."""
+"""Messages: where a message's lifecycle is written (its row, its timeline), and the queries
+the API shows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
@@ -13,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db.models import Asset, Chain, Message, MessageEvent, Route, Transfer, utcnow
 from hub.domain.errors import IllegalTransitionError, InvalidInputError, NotFoundError
+from hub.domain.lifecycle import BackoffPolicy, Facts, Lifecycle, Step
 from hub.domain.states import (
     AssetStatus,
     ChainStatus,
@@ -20,13 +23,48 @@ from hub.domain.states import (
     RouteStatus,
     check_transition,
 )
+from hub.settings import Settings
+
+
+def lifecycle(session: Session, message: Message) -> Lifecycle:
+    """The lifecycle of a message row: each step it takes is written to the row and, when the
+    state moves, to its timeline (see `transition`)."""
+    facts = Facts(
+        state=MessageState(message.state),
+        attempts=message.attempts or 0,
+        next_attempt_at=message.next_attempt_at,
+        last_error=message.last_error,
+        dst_tx_hash=message.dst_tx_hash,
+        dst_block_number=message.dst_block_number,
+    )
+    return Lifecycle(facts, partial(_store, session, message), utcnow)
+
+
+_OWNED = ("attempts", "next_attempt_at", "last_error", "dst_tx_hash", "dst_block_number")
+
+
+def _store(session: Session, message: Message, step: Step) -> None:
+    for name in _OWNED:
+        value = getattr(step.after, name)
+        if value != getattr(step.before, name):
+            setattr(message, name, value)
+    if step.moves:
+        transition(session, message, step.after.state, step.detail)
+    else:
+        message.updated_at = utcnow()
+
+
+def backoff_policy(settings: Settings) -> BackoffPolicy:
+    """The relay's retry policy (`HUB_MAX_ATTEMPTS`, `HUB_RETRY_BASE_SECONDS`)."""
+    return BackoffPolicy(settings.max_attempts, settings.retry_base_seconds)
 
 
 def transition(
     session: Session, message: Message, new: MessageState, detail: str | None = None
 ) -> None:
     """Move a message to `new`, refusing what the state machine forbids, and record the step
-    in its timeline. Re-entering the current state is a no-op (tasks may run twice).
+    in its timeline. Only `lifecycle` calls it: stages say what happened, not which state.
+    Re-entering the current state is a no-op (tasks may run twice).
 
     The row moves only if it is still in the state this process read (a conditional UPDATE),
     so two workers acting on one message at once cannot both move it."""

@@ -66,7 +66,7 @@ def overview(session: Session, rpc_timeout: float, policy: NetworkPolicy) -> Ove
     """Chains (with their head read live, all at once), routes with their recent deliveries
     and messages in flight, assets, the backlog per state and the open alerts."""
     chains = list(session.scalars(select(Chain).where(Chain.status != ChainStatus.RETIRED)))
-    cursors = {c.chain_id: c for c in session.scalars(select(Cursor))}
+    cursors = {c.chain_key: c for c in session.scalars(select(Cursor))}
     lives = _live(chains, rpc_timeout, policy)
     return Overview(
         chains=[ChainView(c, cursors.get(c.id), lives[c.id]) for c in chains],
@@ -92,7 +92,7 @@ def backlog(session: Session) -> dict[str, int]:
     """Messages per state, every state named (0 where there are none)."""
     query = select(Message.state, func.count()).group_by(Message.state)
     counts = {state: int(n) for state, n in session.execute(query)}
-    return {s.value: int(counts.get(s.value, 0)) for s in MessageState}
+    return {s.value: int(counts.get(s, 0)) for s in MessageState}
 
 
 def _routes(session: Session) -> list[RouteView]:

@@ -29,7 +29,9 @@ def create_route(session: Session, src: str, dst: str, actor: str) -> Route:
     src_chain = _live_chain(session, src, "src")
     dst_chain = _live_chain(session, dst, "dst")
     existing = session.scalar(
-        select(Route).where(Route.src_chain_id == src_chain.id, Route.dst_chain_id == dst_chain.id)
+        select(Route).where(
+            Route.src_chain_key == src_chain.id, Route.dst_chain_key == dst_chain.id
+        )
     )
     if existing is not None:
         raise ConflictError(f"route {src} -> {dst} already exists (id {existing.id})")
@@ -44,10 +46,10 @@ def connect_all(session: Session, names: list[str], actor: str) -> list[Route]:
     """A route between every ordered pair of the named chains that has none yet."""
     created = []
     for src, dst in permutations(names, 2):
-        src_id = _live_chain(session, src, "src").id
-        dst_id = _live_chain(session, dst, "dst").id
+        src_key = _live_chain(session, src, "src").id
+        dst_key = _live_chain(session, dst, "dst").id
         exists = session.scalar(
-            select(Route.id).where(Route.src_chain_id == src_id, Route.dst_chain_id == dst_id)
+            select(Route.id).where(Route.src_chain_key == src_key, Route.dst_chain_key == dst_key)
         )
         if exists is None:
             created.append(create_route(session, src, dst, actor))
@@ -107,8 +109,8 @@ def set_limit(session: Session, route: Route, spec: LimitSpec, actor: str) -> Ro
     asset = session.scalar(select(Asset).where(Asset.symbol == spec.asset))
     if asset is None:
         raise InvalidInputError(f"limit.asset: no asset with symbol {spec.asset!r}")
-    ends = {route.src_chain_id, route.dst_chain_id}
-    if not ends <= {asset.home_chain_id, *(d.chain_id for d in asset.deployments)}:
+    ends = {route.src_chain_key, route.dst_chain_key}
+    if not ends <= {asset.home_chain_key, *(d.chain_key for d in asset.deployments)}:
         raise InvalidInputError(f"{spec.asset} is not on both chains of route {route.id}")
     for name, value in (("capacity", spec.capacity), ("refill_per_second", spec.refill_per_second)):
         if not 0 <= value <= MAX_AMOUNT:

@@ -10,6 +10,11 @@ The suite only talks to the chains through the adapter under test and those call
 A node that cannot do what a test needs is not skipped: its fixture provides the nearest
 equivalent and says which (e.g. a reorg by snapshot and revert, a provider's range limit in
 front of a node that has none).
+
+Tests marked `offline` need no node behind the adapter: an in-memory adapter (the `fake`
+family) passes them, and a subclass with `offline_only = True` runs only those. The others
+need a node: real endpoints (timeouts) or the contracts' own behaviour (signature recovery,
+token bridging).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from adapters.base import (
 )
 
 HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
+offline = pytest.mark.offline
 
 
 @dataclass(frozen=True)
@@ -173,16 +179,27 @@ class AdapterConformance:
     """Subclass with fixtures `adapter`, `chain` and `route`; every test here must pass
     unchanged."""
 
+    # an adapter with no node behind it runs only the tests marked offline
+    offline_only = False
+
+    @pytest.fixture(autouse=True)
+    def _node_needed(self, request: pytest.FixtureRequest) -> None:
+        if self.offline_only and request.node.get_closest_marker("offline") is None:
+            pytest.skip("needs a node behind the adapter")
+
     # -- identity and health ----------------------------------------------------------
 
+    @offline
     def test_chain_id(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         assert adapter.chain_id() == chain.chain_id
 
+    @offline
     def test_is_a_chain_adapter(self, adapter: ChainAdapter) -> None:
         assert isinstance(adapter, ChainAdapter)
         assert adapter.family
         assert list(adapter.rpc_urls)
 
+    @offline
     def test_normalize_address(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         canonical = adapter.normalize_address(chain.gateway)
         assert chain.same_address(canonical, chain.gateway)
@@ -191,11 +208,13 @@ class AdapterConformance:
             with pytest.raises(ValueError):
                 adapter.normalize_address(bad)
 
+    @offline
     def test_probe_endpoints(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         reports = adapter.probe_endpoints()
         assert [r.url for r in reports] == list(chain.rpc_urls)
         assert all(r.chain_id == chain.chain_id and r.error == "" for r in reports)
 
+    @offline
     def test_head_advances(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         before = adapter.head()
         chain.mine(2)
@@ -205,6 +224,7 @@ class AdapterConformance:
 
     # -- finality and blocks ---------------------------------------------------------------
 
+    @offline
     def test_finalized_block_obeys_depth(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -215,6 +235,7 @@ class AdapterConformance:
         assert low - 3 <= final.number <= high - 3
         assert final.hash == chain.node_block_hash(final.number)
 
+    @offline
     def test_finalized_block_depth_zero_is_head(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -222,6 +243,7 @@ class AdapterConformance:
         final = adapter.finalized_block(FinalityPolicy.parse(0))
         assert low <= final.number <= adapter.head().number
 
+    @offline
     def test_finalized_block_floors_at_genesis(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -229,6 +251,7 @@ class AdapterConformance:
         assert final.number == 0
         assert final.hash == chain.node_block_hash(0)
 
+    @offline
     def test_block_hash_matches_node(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         chain.mine(1)
         number = adapter.head().number
@@ -236,35 +259,42 @@ class AdapterConformance:
         assert block_hash is not None and HASH_RE.match(block_hash)
         assert block_hash == chain.node_block_hash(number)
 
+    @offline
     def test_block_hash_of_future_block_is_none(self, adapter: ChainAdapter) -> None:
         assert adapter.block_hash(adapter.head().number + 1_000_000) is None
 
+    @offline
     def test_receipt_of_unknown_tx_is_none(self, adapter: ChainAdapter) -> None:
         assert adapter.receipt("0x" + "ab" * 32) is None
 
     # -- contracts ---------------------------------------------------------------------
 
+    @offline
     def test_code_at(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         assert len(adapter.code_at(chain.gateway)) > 0
         assert len(adapter.code_at(chain.bridge)) > 0
         assert adapter.code_at(chain.fresh_address()) == b""
 
+    @offline
     def test_contract_chain_id(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         assert adapter.contract_chain_id(chain.gateway) == chain.chain_id
         assert adapter.contract_chain_id(chain.bridge) == chain.chain_id
 
+    @offline
     def test_contract_chain_id_without_code(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
         with pytest.raises(AdapterError, match="no contract code"):
             adapter.contract_chain_id(chain.fresh_address())
 
+    @offline
     def test_contract_chain_id_of_a_contract_without_it(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
         with pytest.raises(AdapterError):
             adapter.contract_chain_id(chain.token)
 
+    @offline
     def test_gateway_config(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         config = adapter.gateway_config(chain.gateway)
         assert chain.same_address(config.address, chain.gateway)
@@ -280,6 +310,7 @@ class AdapterConformance:
 
     # -- outbound messages --------------------------------------------------------------
 
+    @offline
     def test_send_is_observed_once(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         nonce = adapter.gateway_config(chain.gateway).outbound_nonce
         recipient, payload = chain.fresh_address(), b"\x00conformance\xff" * 3
@@ -304,6 +335,7 @@ class AdapterConformance:
         assert observed.id == chain.gateway_message_id(message)
         assert adapter.gateway_config(chain.gateway).outbound_nonce == nonce + 1
 
+    @offline
     def test_send_with_a_gas_limit(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         recipient = chain.fresh_address()
         sent = chain.send_message_with_gas(chain.remote_chain_id, recipient, b"gas", 345_678)
@@ -311,6 +343,7 @@ class AdapterConformance:
         assert observed.message.gas_limit == 345_678
         assert observed.id == chain.gateway_message_id(observed.message)
 
+    @offline
     def test_send_receipt(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         sent = chain.send_message(chain.remote_chain_id, chain.fresh_address(), b"r")
         receipt = adapter.receipt(sent.tx_hash)
@@ -320,6 +353,7 @@ class AdapterConformance:
         assert receipt.block_hash == chain.node_block_hash(sent.block_number)
         assert receipt.logs_count >= 1
 
+    @offline
     def test_messages_in_a_range_are_ordered(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -332,11 +366,13 @@ class AdapterConformance:
         keys = [(m.block_number, m.log_index) for m in found]
         assert keys == sorted(keys)
 
+    @offline
     def test_messages_of_an_empty_range(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
         assert adapter.messages(chain.gateway, 0, 0) == []
 
+    @offline
     def test_messages_of_a_range_without_events(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -347,6 +383,7 @@ class AdapterConformance:
         assert adapter.messages(chain.gateway, sent.block_number + 1, head) == []
         assert adapter.delivery_outcomes(chain.gateway, sent.block_number + 1, head) == []
 
+    @offline
     def test_messages_over_the_nodes_range_limit(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -363,6 +400,7 @@ class AdapterConformance:
         outcomes = limited.delivery_outcomes(chain.gateway, 0, adapter.head().number)
         assert outcomes == adapter.delivery_outcomes(chain.gateway, 0, adapter.head().number)
 
+    @offline
     def test_a_reorg_replaces_a_message(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -386,6 +424,7 @@ class AdapterConformance:
         receipt = adapter.receipt(sent.tx_hash)
         assert receipt is None or receipt.block_hash == adapter.block_hash(receipt.block_number)
 
+    @offline
     def test_unknown_message_is_not_delivered(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -395,6 +434,7 @@ class AdapterConformance:
 
     # -- tokens -------------------------------------------------------------------------
 
+    @offline
     def test_token_reads(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         holder = chain.fresh_address()
         supply = adapter.token_supply(chain.token)
@@ -405,6 +445,7 @@ class AdapterConformance:
 
     # -- endpoints ----------------------------------------------------------------------
 
+    @offline
     def test_failover_to_a_good_endpoint(
         self, adapter: ChainAdapter, chain: ConformanceChain
     ) -> None:
@@ -418,6 +459,7 @@ class AdapterConformance:
         assert reports[0].chain_id is None and reports[0].error
         assert reports[1].chain_id == chain.chain_id
 
+    @offline
     def test_all_endpoints_dead(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         dead = list(chain.dead_urls)
         other = type(adapter)(dead, timeout=2.0)
@@ -452,6 +494,7 @@ class AdapterConformance:
 
     # -- reads at a block ---------------------------------------------------------------
 
+    @offline
     def test_token_reads_at_a_block(self, adapter: ChainAdapter, chain: ConformanceChain) -> None:
         holder = chain.fresh_address()
         before = adapter.head().number
@@ -464,6 +507,7 @@ class AdapterConformance:
 
     # -- accounts and fees --------------------------------------------------------------
 
+    @offline
     def test_accounts_and_fees(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:
@@ -592,6 +636,7 @@ class AdapterConformance:
         assert "SignersNotAscending" in raised.value.reason
         assert dst.account_nonce(route.relayer_address, pending=True) == pending
 
+    @offline
     def test_send_refuses_a_used_nonce(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:
@@ -605,11 +650,13 @@ class AdapterConformance:
         with pytest.raises(NonceTooLowError):
             adapter.send_raw(signed.raw)
 
+    @offline
     def test_send_refuses_garbage(self, adapter: ChainAdapter) -> None:
         with pytest.raises(AdapterError) as raised:
             adapter.send_raw(b"\x02not a transaction")
         assert not isinstance(raised.value, EndpointUnavailableError)
 
+    @offline
     def test_signing_keeps_the_key_secret(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:

@@ -19,11 +19,10 @@ from hub.domain.attestation import attestation_digest, sign_digest
 from hub.domain.states import MessageState
 from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
-from hub.services.relay import steps
 from hub.services.relay.attestations import promote_signed, record_attestation
-from hub.services.relay.confirm import confirm_chain
 from hub.services.relay.context import RelayContext
 from hub.services.relay.deliver import _record, pick_batch, signed_batch
+from hub.services.relay.runner import Runner
 from hub.settings import Settings
 from tests.conftest import fresh_database
 from tests.integration.relay.chain import Sender, contract
@@ -59,10 +58,10 @@ def _attested(context: RelayContext, doc: dict[str, Any], count: int) -> list[st
         for i in range(count)
     ]
     user.wait(sent[-1])
-    steps.scan(context, "beta")  # reads beta's validator set
+    Runner(context).run("scan", "beta")  # reads beta's validator set
 
     def final() -> list[Message]:
-        steps.scan(context, "alpha")
+        Runner(context).run("scan", "alpha")
         with context.transaction() as session:
             rows = list(session.scalars(select(Message).where(Message.state == "finalized")))
             session.expunge_all()
@@ -115,7 +114,7 @@ def test_a_reverted_batch_charges_no_innocent_message(
     adapter.send_raw(tx.raw)
     wait_for("the batch mined", lambda: adapter.receipt(tx.tx_hash), timeout=30)
     assert adapter.receipt(tx.tx_hash).success is False
-    confirm_chain(context, "beta", relayer)
+    assert Runner(context, relayer_key=relayer).run("confirm", "beta") is not None
     with context.transaction() as session:
         states = {m.id: (m.state, m.attempts) for m in session.scalars(select(Message))}
     assert all(states[i] == (MessageState.ATTESTED, 0) for i in ids), states

@@ -26,11 +26,11 @@ from hub.db.models import (
 )
 from hub.domain.attestation import attestation_digest, recover_signer, sign_digest
 from hub.domain.errors import ConflictError, IllegalTransitionError
+from hub.domain.lifecycle import BackoffPolicy
 from hub.domain.states import MessageState
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.relay.attestations import promote_signed, signatures_for
 from hub.services.relay.deliver import pick_batch
-from hub.services.relay.outcomes import fail_attempt
 from hub.services.relay.retry import retry_message
 from hub.services.relay.scan import routed_destinations
 
@@ -152,17 +152,18 @@ def test_paused_route_or_asset_holds_messages(
 def test_backoff_then_parked(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
     alpha, beta, _ = pair
     message = add_message(session, alpha, beta, S.SUBMITTED)
-    fail_attempt(session, message, "recipient reverted: Refused()", max_attempts=3, base_seconds=10)
+    policy = BackoffPolicy(max_attempts=3, base_seconds=10)
+    lifecycle(session, message).fail("recipient reverted: Refused()", policy)
     assert message.state == S.FAILED and message.attempts == 1
     assert message.next_attempt_at is not None
     first_wait = (message.next_attempt_at - utcnow()).total_seconds()
     assert 9 <= first_wait <= 15.1  # 10 s, plus up to half again of jitter
-    transition(session, message, S.SUBMITTED, "retry")
-    fail_attempt(session, message, "again", max_attempts=3, base_seconds=10)
+    lifecycle(session, message).submit("0x" + "aa" * 32, 1)
+    lifecycle(session, message).fail("again", policy)
     second_wait = (message.next_attempt_at - utcnow()).total_seconds()
     assert 19 <= second_wait <= 30.1  # doubled
-    transition(session, message, S.SUBMITTED, "retry")
-    fail_attempt(session, message, "and again", max_attempts=3, base_seconds=10)
+    lifecycle(session, message).submit("0x" + "aa" * 32, 2)
+    lifecycle(session, message).fail("and again", policy)
     assert message.attempts == 3 and message.next_attempt_at is None  # parked
     assert message.last_error == "and again"
     steps = session.scalars(select(MessageEvent.state).where(MessageEvent.message_id == message.id))
@@ -180,17 +181,17 @@ def test_two_workers_cannot_both_move_a_message(
     with factory() as one, factory() as two:
         a, b = one.get(Message, message_id), two.get(Message, message_id)
         assert a is not None and b is not None
-        transition(one, a, S.ATTESTED, "worker one")
+        lifecycle(one, a).attest(2, 3)
         one.commit()
-        transition(two, b, S.ATTESTED, "worker two")  # the same move: a no-op
+        lifecycle(two, b).attest(2, 3)  # the same move: a no-op
         two.commit()
     with factory() as three, factory() as four:
         c, d = three.get(Message, message_id), four.get(Message, message_id)
         assert c is not None and d is not None
-        transition(three, c, S.SUBMITTED, "worker three")
+        lifecycle(three, c).submit("0x" + "cc" * 32, 0)
         three.commit()
         with pytest.raises(IllegalTransitionError, match="meanwhile"):
-            transition(four, d, S.DELIVERED, "worker four, acting on a stale read")
+            lifecycle(four, d).deliver("0x" + "dd" * 32, 9)  # acting on a stale read
     with factory() as check:
         steps = check.scalars(
             select(MessageEvent.state).where(MessageEvent.message_id == message_id)
@@ -200,7 +201,7 @@ def test_two_workers_cannot_both_move_a_message(
 
 def test_operator_retry(session: Session, pair: tuple[Chain, Chain, Route]) -> None:
     alpha, beta, _ = pair
-    session.add(ValidatorSet(chain_id=beta.id, epoch=1, threshold=2, validators=["0xA", "0xB"]))
+    session.add(ValidatorSet(chain_key=beta.id, epoch=1, threshold=2, validators=["0xA", "0xB"]))
     parked = add_message(session, alpha, beta, S.FAILED, attempts=5, last_error="Refused()")
     for validator in ("0xA", "0xB"):
         session.add(Attestation(message_id=parked.id, validator=validator, epoch=1, signature="0x"))
@@ -220,7 +221,7 @@ def test_promotion_follows_stored_signatures(
 ) -> None:
     alpha, beta, _ = pair
     session.add(
-        ValidatorSet(chain_id=beta.id, epoch=2, threshold=2, validators=["0xA", "0xB", "0xC"])
+        ValidatorSet(chain_key=beta.id, epoch=2, threshold=2, validators=["0xA", "0xB", "0xC"])
     )
     ready = add_message(session, alpha, beta, S.FINALIZED)
     short = add_message(session, alpha, beta, S.FINALIZED)
@@ -258,7 +259,7 @@ def test_a_signature_that_does_not_verify_is_passed_over(
     members = sorted((k for k in keys), key=lambda k: int(k.address, 16))
     session.add(
         ValidatorSet(
-            chain_id=beta.id, epoch=1, threshold=2, validators=[k.address for k in members]
+            chain_key=beta.id, epoch=1, threshold=2, validators=[k.address for k in members]
         )
     )
     message = add_message(session, alpha, beta, S.ATTESTED)

@@ -7,27 +7,27 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters.base import ChainAdapter
+from adapters.base import OutboxReader
 from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
 from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
 from hub.domain.states import MessageState
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 
 _S = MessageState
 ATTESTABLE = frozenset({_S.FINALIZED, _S.ATTESTED, _S.SUBMITTED, _S.FAILED, _S.REJECTED})
 
 
-def chain_by_id(session: Session, chain_id: int) -> Chain | None:
+def chain_by_chain_id(session: Session, chain_id: int) -> Chain | None:
     return session.scalar(select(Chain).where(Chain.chain_id == chain_id))
 
 
-def refresh_validator_set(session: Session, chain: Chain, adapter: ChainAdapter) -> ValidatorSet:
+def refresh_validator_set(session: Session, chain: Chain, adapter: OutboxReader) -> ValidatorSet:
     """Read the gateway's set; when its epoch changed, attested messages must be signed again."""
     config = adapter.gateway_config(chain.gateway_address)
     current = session.get(ValidatorSet, chain.id)
     if current is None:
-        current = ValidatorSet(chain_id=chain.id, epoch=config.epoch, threshold=0, validators=[])
+        current = ValidatorSet(chain_key=chain.id, epoch=config.epoch, threshold=0, validators=[])
         session.add(current)
     elif current.epoch != config.epoch:
         _unattest(session, chain, config.epoch)
@@ -53,7 +53,7 @@ def _unattest(session: Session, chain: Chain, epoch: int) -> None:
         .order_by(Message.id)
     )
     for message in stale:
-        transition(session, message, _S.FINALIZED, f"validator set changed to epoch {epoch}")
+        lifecycle(session, message).unattest(epoch)
 
 
 def validator_set(session: Session, dst: Chain) -> ValidatorSet:
@@ -72,7 +72,7 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
         signature = normalize_signature(signature)
     except ValueError as exc:
         raise InvalidInputError(f"signature: {exc}") from None
-    dst = chain_by_id(session, message.dst_chain_id)
+    dst = chain_by_chain_id(session, message.dst_chain_id)
     if dst is None:
         raise ConflictError(f"no registered chain has chain id {message.dst_chain_id}")
     vset = validator_set(session, dst)
@@ -94,9 +94,7 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
     except IntegrityError:
         return signer  # the same signature arrived concurrently: one copy is enough
     if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
-        transition(
-            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
-        )
+        lifecycle(session, message).attest(vset.threshold, len(vset.validators))
     return signer
 
 
@@ -207,8 +205,6 @@ def promote_signed(session: Session, dst: Chain) -> int:
     )
     promoted = 0
     for message in ready:
-        transition(
-            session, message, _S.ATTESTED, f"{vset.threshold} of {len(vset.validators)} signed"
-        )
+        lifecycle(session, message).attest(vset.threshold, len(vset.validators))
         promoted += 1
     return promoted

@@ -20,14 +20,16 @@ from adapters.base import (
     NonceTooLowError,
     Receipt,
     SimulationError,
+    Submitter,
 )
 from hub.db.models import Chain, Delivery, Message, utcnow
-from hub.domain.states import MessageState
+from hub.domain.states import OPEN_DELIVERY_TX, AlertKind, DeliveryTxStatus, MessageState
 from hub.services import alerts
-from hub.services.messages import transition
-from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import OPEN_TX, delivery_row, signed_batch
-from hub.services.relay.outcomes import fail_attempt, mark_delivered
+from hub.services.messages import backoff_policy, lifecycle
+from hub.services.relay.deliver import delivery_row, signed_batch
+from hub.services.relay.outcomes import mark_delivered
+from hub.services.relay.ports import Ports
+from hub.settings import Settings
 
 log = logging.getLogger("hub.relay.confirm")
 _S = MessageState
@@ -48,20 +50,18 @@ class ConfirmReport:
         return bool(self.mined or self.replaced or self.dropped)
 
 
-def confirm_chain(ctx: RelayContext, chain_name: str, relayer_key: str) -> ConfirmReport:
-    report = ConfirmReport(chain_name)
-    relayer = str(Account.from_key(relayer_key).address)
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        if chain is None:
-            return report
-        adapter = ctx.adapter(chain)
-        groups = _open_by_nonce(session, chain, relayer)
-        if not groups:
-            return report
-        chain_nonce = adapter.account_nonce(relayer)
-        for nonce, txs in sorted(groups.items()):
-            _follow(ctx, session, chain, adapter, txs, nonce < chain_nonce, relayer_key, report)
+def confirm(session: Session, chain: Chain, ports: Ports) -> ConfirmReport:
+    """The confirm stage on one destination chain: follow the relayer's open transactions."""
+    report = ConfirmReport(chain.name)
+    key = ports.key("relayer")
+    relayer = str(Account.from_key(key).address)
+    adapter = ports.adapter(chain)
+    groups = _open_by_nonce(session, chain, relayer)
+    if not groups:
+        return report
+    chain_nonce = adapter.account_nonce(relayer)
+    for nonce, txs in sorted(groups.items()):
+        _follow(ports.settings, session, chain, adapter, txs, nonce < chain_nonce, key, report)
     return report
 
 
@@ -72,7 +72,7 @@ def _open_by_nonce(session: Session, chain: Chain, relayer: str) -> dict[int, li
         .where(
             Delivery.dst_chain_id == chain.chain_id,
             Delivery.relayer == relayer,
-            Delivery.status.in_(OPEN_TX),
+            Delivery.status.in_(OPEN_DELIVERY_TX),
         )
         .order_by(Delivery.tx_nonce, Delivery.id)
     )
@@ -82,7 +82,7 @@ def _open_by_nonce(session: Session, chain: Chain, relayer: str) -> dict[int, li
 
 
 def _follow(
-    ctx: RelayContext,
+    settings: Settings,
     session: Session,
     chain: Chain,
     adapter: ChainAdapter,
@@ -95,20 +95,20 @@ def _follow(
     for tx in txs:
         receipt = adapter.receipt(tx.tx_hash)
         if receipt is not None:
-            settle(ctx, session, chain, adapter, tx, receipt)
+            settle(settings, session, chain, adapter, tx, receipt)
             for other in txs:
-                alerts.resolve(session, "stuck_tx", f"tx:{other.tx_hash}")
+                alerts.resolve(session, AlertKind.STUCK_TX, f"tx:{other.tx_hash}")
                 if other is not tx:
-                    other.status = "replaced"
+                    other.status = DeliveryTxStatus.REPLACED
             report.mined += 1
             return
     if nonce_used:
-        _dropped(ctx, session, txs)
+        _dropped(settings, session, txs)
         report.dropped += 1
         return
     newest = txs[-1]
-    if utcnow() - newest.sent_at > timedelta(seconds=ctx.settings.stuck_after_seconds):
-        if _replace(ctx, session, chain, adapter, newest, key):
+    if utcnow() - newest.sent_at > timedelta(seconds=settings.stuck_after_seconds):
+        if _replace(settings, session, chain, adapter, newest, key):
             report.replaced += 1
         return
     _resend(adapter, newest)
@@ -116,7 +116,7 @@ def _follow(
 
 
 def settle(
-    ctx: RelayContext,
+    settings: Settings,
     session: Session,
     chain: Chain,
     adapter: ChainAdapter,
@@ -125,11 +125,11 @@ def settle(
 ) -> None:
     """Apply a mined delivery: each message's own outcome, or a failed attempt for all when
     the whole transaction reverted."""
-    tx.status = "mined" if receipt.success else "reverted"
+    tx.status = DeliveryTxStatus.MINED if receipt.success else DeliveryTxStatus.REVERTED
     tx.block_number = receipt.block_number
     messages = _messages(session, tx.message_ids)
     if not receipt.success:
-        _reverted(ctx, session, chain, adapter, tx, messages)
+        _reverted(settings, session, chain, adapter, tx, messages)
         return
     found = adapter.delivery_outcomes(
         chain.gateway_address, receipt.block_number, receipt.block_number
@@ -144,11 +144,11 @@ def settle(
         if outcome.status is DeliveryStatus.DELIVERED:
             mark_delivered(session, outcome)
         elif message.state == _S.SUBMITTED:
-            _fail(ctx, session, message, f"recipient reverted: {outcome.reason}")
+            _fail(settings, session, message, f"recipient reverted: {outcome.reason}")
 
 
 def _reverted(
-    ctx: RelayContext,
+    settings: Settings,
     session: Session,
     chain: Chain,
     adapter: ChainAdapter,
@@ -161,20 +161,19 @@ def _reverted(
     waiting = [m for m in messages if m.state == _S.SUBMITTED]
     error = f"delivery transaction {tx.tx_hash} reverted"
     if len(waiting) == 1:
-        _fail(ctx, session, waiting[0], error)
+        _fail(settings, session, waiting[0], error)
         return
     for message, one in zip(waiting, signed_batch(session, chain, waiting), strict=True):
         try:
             adapter.simulate_delivery(chain.gateway_address, [one], tx.relayer)
         except SimulationError as exc:
-            _fail(ctx, session, message, f"{error}; alone it reverts: {exc.reason or exc}")
+            _fail(settings, session, message, f"{error}; alone it reverts: {exc.reason or exc}")
             continue
-        transition(session, message, _S.ATTESTED, f"{error} with others; back in line")
+        lifecycle(session, message).requeue(f"{error} with others; back in line")
 
 
-def _fail(ctx: RelayContext, session: Session, message: Message, error: str) -> None:
-    s = ctx.settings
-    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+def _fail(settings: Settings, session: Session, message: Message, error: str) -> None:
+    lifecycle(session, message).fail(error, backoff_policy(settings))
 
 
 def _messages(session: Session, ids: list[str]) -> list[Message]:
@@ -182,19 +181,19 @@ def _messages(session: Session, ids: list[str]) -> list[Message]:
     return list(session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)))
 
 
-def _dropped(ctx: RelayContext, session: Session, txs: list[Delivery]) -> None:
+def _dropped(settings: Settings, session: Session, txs: list[Delivery]) -> None:
     """The nonce was used by a transaction we did not record: ours will never be mined."""
     for tx in txs:
-        tx.status = "dropped"
+        tx.status = DeliveryTxStatus.DROPPED
     for message in _messages(session, txs[-1].message_ids):
         if message.state == _S.SUBMITTED:
-            transition(session, message, _S.ATTESTED, f"{txs[-1].tx_hash} was dropped")
+            lifecycle(session, message).requeue(f"{txs[-1].tx_hash} was dropped")
     log.warning(
         "delivery dropped", extra={"tx": txs[-1].tx_hash, "message_ids": txs[-1].message_ids}
     )
 
 
-def _resend(adapter: ChainAdapter, tx: Delivery) -> None:
+def _resend(adapter: Submitter, tx: Delivery) -> None:
     """Send the recorded bytes again: a node that lost it (or never got it) gets it now."""
     try:
         adapter.send_raw(tx.raw_tx)
@@ -205,7 +204,7 @@ def _resend(adapter: ChainAdapter, tx: Delivery) -> None:
 
 
 def _replace(
-    ctx: RelayContext,
+    settings: Settings,
     session: Session,
     chain: Chain,
     adapter: ChainAdapter,
@@ -213,7 +212,6 @@ def _replace(
     key: str,
 ) -> bool:
     """The same messages, the same nonce, a higher fee; an alert once the cap is reached."""
-    settings = ctx.settings
     old = FeeQuote(int(tx.max_fee), int(tx.priority_fee))
     fee = old.bumped(settings.fee_bump_percent)
     quote = adapter.fee_quote()
@@ -224,7 +222,7 @@ def _replace(
     if fee.max_fee_per_gas > settings.max_fee_cap_gwei * GWEI:
         alerts.raise_alert(
             session,
-            "stuck_tx",
+            AlertKind.STUCK_TX,
             f"tx:{tx.tx_hash}",
             f"delivery {tx.tx_hash} on {chain.name} (nonce {tx.tx_nonce}) is stuck at the fee cap",
         )
@@ -233,11 +231,10 @@ def _replace(
     messages = _messages(session, tx.message_ids)
     signed = signed_batch(session, chain, messages)
     new = adapter.sign_delivery(chain.gateway_address, signed, key, tx.tx_nonce, fee, tx.gas)
-    tx.status = "superseded"
+    tx.status = DeliveryTxStatus.SUPERSEDED
     session.add(delivery_row(new, tx.dst_chain_id, tx.message_ids))
     for message in messages:
-        if message.state == _S.SUBMITTED:
-            message.dst_tx_hash = new.tx_hash
+        lifecycle(session, message).resubmit(new.tx_hash)
     # Not sent here: the next round sends it, once this row is committed (crash-safe).
     log.warning(
         "delivery replaced",

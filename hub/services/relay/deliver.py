@@ -9,9 +9,9 @@ skips any id already delivered.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 from eth_account import Account
 from sqlalchemy import Select, and_, func, or_, select
@@ -24,30 +24,32 @@ from adapters.base import (
     SignedMessage,
     SignedTx,
     SimulationError,
+    Submitter,
 )
 from adapters.base import (
     Message as WireMessage,
 )
 from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
-from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
-from hub.services.messages import transition
-from hub.services.relay import funds, leases
+from hub.domain.states import (
+    OPEN_DELIVERY_TX,
+    AssetStatus,
+    ChainStatus,
+    DeliveryTxStatus,
+    MessageState,
+    RouteStatus,
+)
+from hub.services.messages import backoff_policy, lifecycle
+from hub.services.relay import funds
 from hub.services.relay.attestations import (
     promote_signed,
     refresh_validator_set,
     signatures_for,
 )
-from hub.services.relay.context import RelayContext
-from hub.services.relay.outcomes import fail_attempt
+from hub.services.relay.ports import Ports
+from hub.settings import Settings
 
 log = logging.getLogger("hub.relay.deliver")
 _S = MessageState
-OPEN_TX = ("pending", "superseded")
-
-
-def owner() -> str:
-    """Who holds a lease: this process (read at call time: prefork children differ)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -57,6 +59,8 @@ class DeliverReport:
     tx_hash: str | None = None
     dropped: int = 0
     note: str | None = None
+    # what the runner does once this stage's transaction is committed: send the recorded tx
+    after_commit: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def busy(self) -> bool:
@@ -68,53 +72,46 @@ def lease_name(chain: Chain, relayer: str) -> str:
     return f"deliver:{chain.chain_id}:{relayer.lower()}"
 
 
-def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
-    """One delivery round for a destination chain; a no-op while another process holds it."""
-    relayer = str(Account.from_key(relayer_key).address)
-    report = DeliverReport(chain_name)
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        if chain is None or chain.status != ChainStatus.ACTIVE:
-            return report
-        lease = lease_name(chain, relayer)
-        if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
-            report.note = "another submitter holds the lease"
-            return report
-    try:
-        _round(ctx, chain_name, relayer, relayer_key, report)
-    finally:
-        with ctx.transaction() as session:
-            leases.release(session, lease, owner())
+def relayer_address(key: str) -> str:
+    return str(Account.from_key(key).address)
+
+
+def deliver_lease(chain: Chain, ports: Ports) -> str:
+    """One submitter per destination chain and relayer key."""
+    return lease_name(chain, relayer_address(ports.key("relayer")))
+
+
+def deliver(session: Session, chain: Chain, ports: Ports) -> DeliverReport:
+    """The deliver stage on one destination chain: pick, simulate, sign and record one batch
+    (messages -> submitted). It is sent only once the runner has committed the record
+    (`after_commit`): a crash between the two is harmless, confirm resends the bytes."""
+    key = ports.key("relayer")
+    relayer = relayer_address(key)
+    report = DeliverReport(chain.name)
+    if chain.status != ChainStatus.ACTIVE:
+        return report
+    settings = ports.settings
+    adapter = ports.adapter(chain)
+    refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
+    promote_signed(session, chain)
+    if _in_flight(session, chain, relayer) >= settings.max_in_flight:
+        report.note = "in-flight limit reached"
+        return report
+    batch = pick_batch(session, chain, settings.batch_size)
+    if not batch:
+        return report
+    signed = _simulated(session, chain, adapter, batch, relayer, settings)
+    if not signed:
+        return report
+    batch, gas = signed
+    fee = adapter.fee_quote()
+    if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
+        report.note = "the relayer cannot pay for a delivery"
+        return report
+    tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
+    _record(session, chain, tx, batch)
+    report.after_commit = partial(_send, chain.name, adapter, tx, report, [m.id for m in batch])
     return report
-
-
-def _round(
-    ctx: RelayContext, chain_name: str, relayer: str, key: str, report: DeliverReport
-) -> None:
-    settings = ctx.settings
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        assert chain is not None
-        adapter = ctx.adapter(chain)
-        refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
-        promote_signed(session, chain)
-        if _in_flight(session, chain, relayer) >= settings.max_in_flight:
-            report.note = "in-flight limit reached"
-            return
-        batch = pick_batch(session, chain, settings.batch_size)
-        if not batch:
-            return
-        signed = _simulated(session, chain, adapter, batch, relayer, ctx)
-        if not signed:
-            return
-        batch, gas = signed
-        fee = adapter.fee_quote()
-        if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
-            report.note = "the relayer cannot pay for a delivery"
-            return
-        tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
-        _record(session, chain, tx, batch)
-    _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch])
 
 
 def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
@@ -123,7 +120,7 @@ def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
             select(func.count(func.distinct(Delivery.tx_nonce))).where(
                 Delivery.dst_chain_id == chain.chain_id,
                 Delivery.relayer == relayer,
-                Delivery.status.in_(OPEN_TX),
+                Delivery.status.in_(OPEN_DELIVERY_TX),
             )
         )
         or 0
@@ -166,7 +163,7 @@ def _deliverable(chain: Chain) -> Select[Message]:
     return (
         select(Message)
         .join(src, src.c.chain_id == Message.src_chain_id)
-        .join(Route, and_(Route.src_chain_id == src.c.id, Route.dst_chain_id == chain.id))
+        .join(Route, and_(Route.src_chain_key == src.c.id, Route.dst_chain_key == chain.id))
         .where(
             Message.dst_chain_id == chain.chain_id,
             Route.status == RouteStatus.ACTIVE,
@@ -204,7 +201,7 @@ def _simulated(
     adapter: ChainAdapter,
     batch: list[Message],
     relayer: str,
-    ctx: RelayContext,
+    settings: Settings,
 ) -> tuple[list[Message], int] | None:
     """Simulate the batch; when it reverts, simulate each message alone, set aside (failed,
     with its reason and a backoff) exactly those that revert alone, and go on with the rest.
@@ -223,7 +220,7 @@ def _simulated(
         except SimulationError as exc:
             if _chain_level(exc):
                 return None
-            _fail(session, message, f"simulation reverted: {exc.reason or exc}", ctx)
+            _fail(session, message, f"simulation reverted: {exc.reason or exc}", settings)
             continue
         good.append((message, one))
     if not good:
@@ -239,9 +236,8 @@ def _chain_level(exc: SimulationError) -> bool:
     return any(reason in (exc.reason or str(exc)) for reason in CHAIN_LEVEL_REVERTS)
 
 
-def _fail(session: Session, message: Message, error: str, ctx: RelayContext) -> None:
-    s = ctx.settings
-    fail_attempt(session, message, error, s.max_attempts, s.retry_base_seconds)
+def _fail(session: Session, message: Message, error: str, settings: Settings) -> None:
+    lifecycle(session, message).fail(error, backoff_policy(settings))
     log.warning("delivery attempt failed", extra={"message_id": message.id, "error": error})
 
 
@@ -251,7 +247,7 @@ def next_nonce(session: Session, chain: Chain, adapter: ChainAdapter, relayer: s
         select(func.max(Delivery.tx_nonce)).where(
             Delivery.dst_chain_id == chain.chain_id,
             Delivery.relayer == relayer,
-            or_(Delivery.status.in_(OPEN_TX), Delivery.status == "mined"),
+            or_(Delivery.status.in_(OPEN_DELIVERY_TX), Delivery.status == DeliveryTxStatus.MINED),
         )
     )
     on_chain = adapter.account_nonce(relayer)
@@ -291,21 +287,19 @@ def delivery_row(tx: SignedTx, dst_chain_id: int, message_ids: list[str]) -> Del
         max_fee=str(tx.fee.max_fee_per_gas),
         priority_fee=str(tx.fee.max_priority_fee_per_gas),
         message_ids=message_ids,
-        status="pending",
+        status=DeliveryTxStatus.PENDING,
     )
 
 
 def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) -> None:
     session.add(delivery_row(tx, chain.chain_id, [m.id for m in batch]))
     for message in sorted(batch, key=lambda m: m.id):  # the one row order of every writer
-        message.dst_tx_hash = tx.tx_hash
-        transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
+        lifecycle(session, message).submit(tx.tx_hash, tx.nonce)
 
 
 def _send(
-    ctx: RelayContext,
     chain_name: str,
-    adapter: ChainAdapter,
+    adapter: Submitter,
     tx: SignedTx,
     report: DeliverReport,
     message_ids: list[str],

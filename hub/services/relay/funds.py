@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from adapters.base import ChainAdapter
+from adapters.base import Submitter
 from hub.db.models import Chain
+from hub.domain.states import AlertKind
 from hub.services import alerts
 
-KIND = "relayer_funds"
+KIND = AlertKind.RELAYER_FUNDS
 
 
-def can_pay(session: Session, chain: Chain, adapter: ChainAdapter, relayer: str, cost: int) -> bool:
+def can_pay(session: Session, chain: Chain, adapter: Submitter, relayer: str, cost: int) -> bool:
     """True when the relayer holds `cost` (wei) on the chain; else an alert, once."""
     held = adapter.native_balance(relayer)
     subject = f"relayer:{chain.name}:{relayer}"

@@ -11,7 +11,9 @@ be refused on-chain anyway)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 from eth_account import Account
 from sqlalchemy import or_, select
@@ -24,12 +26,12 @@ from adapters.base import (
     RateLimit,
     SignedTx,
     SimulationError,
+    Submitter,
 )
 from hub.db.models import Asset, Chain, Message, Route, RouteLimit, Transfer, utcnow
 from hub.domain.states import ChainStatus, MessageState
-from hub.services.relay import leases
-from hub.services.relay.context import RelayContext
-from hub.services.relay.deliver import owner, signed_batch
+from hub.services.relay.deliver import signed_batch
+from hub.services.relay.ports import Ports
 
 log = logging.getLogger("hub.relay.guardian")
 RETURNS_PER_ROUND = 10
@@ -41,6 +43,8 @@ class GuardianReport:
     returns_sent: int = 0
     limits_sent: int = 0
     note: str | None = None
+    # what the runner does once the stage's transaction is committed: send what it recorded
+    after_commit: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def busy(self) -> bool:
@@ -68,42 +72,33 @@ class _Sender:
         return self._nonce - 1
 
 
-def guard_chain(ctx: RelayContext, chain_name: str, guardian_key: str) -> GuardianReport:
-    """One round of the guardian's work on a chain, under a lease (one guardian per chain)."""
-    report = GuardianReport(chain_name)
-    lease = f"guardian:{chain_name}"
-    with ctx.transaction() as session:
-        if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
-            report.note = "another guardian holds the lease"
-            return report
-    try:
-        _round(ctx, chain_name, guardian_key, report)
-    finally:
-        with ctx.transaction() as session:
-            leases.release(session, lease, owner())
+def guard(session: Session, chain: Chain, ports: Ports) -> GuardianReport:
+    """The guardian stage on one chain (one guardian per chain: the runner holds the lease).
+    Its transactions are recorded here and sent once the runner committed them."""
+    report = GuardianReport(chain.name)
+    if chain.status == ChainStatus.RETIRED:
+        return report
+    adapter = ports.adapter(chain)
+    if not isinstance(adapter, BridgeOperator):
+        report.note = f"the {chain.family} adapter cannot operate a token bridge"
+        return report
+    sender = _Sender(adapter, ports.key("guardian"))
+    if sender.in_flight():
+        report.note = "a guardian transaction is still pending"
+        return report
+    sent = [*_returns(session, chain, adapter, sender, report)]
+    sent += _limits(session, chain, adapter, sender, report)
+    if sent:
+        report.after_commit = partial(_send_all, adapter, sent)
     return report
 
 
-def _round(ctx: RelayContext, chain_name: str, key: str, report: GuardianReport) -> None:
-    with ctx.transaction() as session:
-        chain = session.scalar(select(Chain).where(Chain.name == chain_name))
-        if chain is None or chain.status == ChainStatus.RETIRED:
-            return
-        adapter = ctx.adapter(chain)
-        if not isinstance(adapter, BridgeOperator):
-            report.note = f"the {chain.family} adapter cannot operate a token bridge"
-            return
-        sender = _Sender(adapter, key)
-        if sender.in_flight():
-            report.note = "a guardian transaction is still pending"
-            return
-        sent = [*_returns(session, chain, adapter, sender, report)]
-        sent += _limits(session, chain, adapter, sender, report)
-    for tx in sent:  # recorded and committed above; sent only now
+def _send_all(adapter: Submitter, sent: list[SignedTx]) -> None:
+    for tx in sent:
         _send(adapter, tx)
 
 
-def _send(adapter: ChainAdapter, tx: SignedTx) -> None:
+def _send(adapter: Submitter, tx: SignedTx) -> None:
     try:
         adapter.send_raw(tx.raw)
     except AdapterError as exc:  # the next round finds it not done and does it again
@@ -187,7 +182,7 @@ def _limits(
     rows = session.scalars(
         select(RouteLimit)
         .join(Route, RouteLimit.route_id == Route.id)
-        .where(or_(Route.src_chain_id == chain.id, Route.dst_chain_id == chain.id))
+        .where(or_(Route.src_chain_key == chain.id, Route.dst_chain_key == chain.id))
         .order_by(RouteLimit.id)
     )
     sent = []
@@ -224,9 +219,9 @@ def bridge_limits(row: RouteLimit, chain: Chain) -> list[RateLimit]:
 
 def local_token(asset: Asset, chain: Chain) -> str | None:
     """The asset's token on a chain: the home token at home, else its wrapped deployment."""
-    if asset.home_chain_id == chain.id:
+    if asset.home_chain_key == chain.id:
         return asset.home_token
-    return next((d.token_address for d in asset.deployments if d.chain_id == chain.id), None)
+    return next((d.token_address for d in asset.deployments if d.chain_key == chain.id), None)
 
 
 def _apply(

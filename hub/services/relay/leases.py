@@ -7,6 +7,8 @@ behind that outlives it by the jump."""
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -14,6 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.db.models import Lease, utcnow
+
+
+def owner() -> str:
+    """Who holds a lease: this process (read at call time: prefork children differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def db_now(session: Session) -> datetime:

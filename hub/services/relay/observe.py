@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from eth_account import Account
 from sqlalchemy import select
@@ -16,9 +15,10 @@ from hub import metrics as m
 from hub.db.models import Asset, Chain, RouteLimit
 from hub.services.relay.context import RelayContext
 from hub.services.relay.guardian import local_token
+from hub.services.relay.ports import Ports
 from hub.services.relay.scan import ScanReport
 from hub.services.relay.supply import SupplyCheck
-from hub.services.relay.validator import Validator
+from hub.services.relay.validator import AttestReport
 
 log = logging.getLogger("hub.relay.observe")
 SAMPLE_SECONDS = 10.0
@@ -30,29 +30,32 @@ def step_failed(what: str) -> None:
     m.STEP_ERRORS.labels(what).inc()
 
 
-def step_done(what: str, args: tuple[Any, ...], result: object, seconds: float) -> None:
-    """Called after every step that did not raise (the Celery tasks and the embedded loop);
-    observing never breaks a step."""
+def step_done(
+    what: str, ctx: RelayContext, ports: Ports, target: str, result: object, seconds: float
+) -> None:
+    """Called after every stage that did not raise (the runner, for the Celery tasks and the
+    embedded loop alike); observing never breaks a stage. Chains are read through the
+    stage's own ports."""
     try:
-        _observe(what, args, result, seconds)
+        _observe(what, ctx, ports, target, result, seconds)
     except Exception:  # a metric is not worth a step: logged, and the step's result stands
         log.exception("observing a step failed", extra={"step": what})
 
 
-def _observe(what: str, args: tuple[Any, ...], result: object, seconds: float) -> None:
+def _observe(
+    what: str, ctx: RelayContext, ports: Ports, target: str, result: object, seconds: float
+) -> None:
     m.STEP_SECONDS.labels(what).observe(seconds)
     if isinstance(result, ScanReport):
         _scanned(result)
     elif isinstance(result, SupplyCheck):
         _supply(result)
-    elif what == "attest" and isinstance(result, int) and len(args) > 1:
-        validator = args[1]
-        if isinstance(validator, Validator) and result:
-            m.ATTESTATIONS_SIGNED.labels(validator.address).inc(result)
-    if what == "deliver" and len(args) == 3 and _due(f"balance:{args[1]}"):
-        _balance(args[0], args[1], args[2])
-    if what == "supply" and len(args) == 2 and _due(f"limits:{args[1]}"):
-        _headroom(args[0], args[1])
+    elif isinstance(result, AttestReport) and result.signed:
+        m.ATTESTATIONS_SIGNED.labels(result.validator).inc(result.signed)
+    if what == "deliver" and ports.relayer_key is not None and _due(f"balance:{target}"):
+        _balance(ctx, ports, target, ports.relayer_key)
+    if what == "supply" and _due(f"limits:{target}"):
+        _headroom(ctx, ports, target)
 
 
 def _due(key: str) -> bool:
@@ -98,31 +101,27 @@ def _address(key: str) -> str:
     return _addresses[key]
 
 
-def _balance(ctx: object, chain_name: object, key: object) -> None:
-    if not (isinstance(ctx, RelayContext) and isinstance(chain_name, str) and isinstance(key, str)):
-        return
+def _balance(ctx: RelayContext, ports: Ports, chain_name: str, key: str) -> None:
     relayer = _address(key)
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
         if chain is None:
             return
-        adapter = ctx.adapter(chain)
+        adapter = ports.adapter(chain)
     try:
         m.RELAYER_BALANCE.labels(chain_name, relayer).set(adapter.native_balance(relayer))
     except AdapterError as exc:
         log.info("balance not read", extra={"chain": chain_name, "error": str(exc)})
 
 
-def _headroom(ctx: object, symbol: object) -> None:
+def _headroom(ctx: RelayContext, ports: Ports, symbol: str) -> None:
     """Each rate limit of the asset as both bridges hold it now."""
-    if not (isinstance(ctx, RelayContext) and isinstance(symbol, str)):
-        return
     with ctx.transaction() as session:
         asset = session.scalar(select(Asset).where(Asset.symbol == symbol))
         if asset is None:
             return
         rows = list(session.scalars(select(RouteLimit).where(RouteLimit.asset_id == asset.id)))
-        reads = [_buckets(ctx, row, asset) for row in rows]
+        reads = [_buckets(ports, row, asset) for row in rows]
     for found in reads:
         for labels, capacity, available in found:
             m.RATE_LIMIT_CAPACITY.labels(*labels).set(capacity)
@@ -130,12 +129,12 @@ def _headroom(ctx: object, symbol: object) -> None:
 
 
 def _buckets(
-    ctx: RelayContext, row: RouteLimit, asset: Asset
+    ports: Ports, row: RouteLimit, asset: Asset
 ) -> list[tuple[tuple[str, str, str, str], int, int]]:
     route, found = row.route, []
     for chain, remote, outbound in ((route.src, route.dst, True), (route.dst, route.src, False)):
         token = local_token(asset, chain)
-        adapter = ctx.adapter(chain)
+        adapter = ports.adapter(chain)
         if token is None or not isinstance(adapter, BridgeOperator):
             continue
         try:

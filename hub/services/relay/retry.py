@@ -10,8 +10,8 @@ from hub.db.models import Attestation, Chain, Message, Route, Transfer, Validato
 from hub.domain.errors import ConflictError
 from hub.domain.states import ChainStatus, MessageState
 from hub.services import audit
-from hub.services.messages import transition
-from hub.services.relay.attestations import chain_by_id
+from hub.services.messages import lifecycle
+from hub.services.relay.attestations import chain_by_chain_id
 
 RETRYABLE = frozenset({MessageState.FAILED, MessageState.REJECTED})
 
@@ -24,9 +24,7 @@ def retry_message(session: Session, message: Message, actor: str) -> Message:
             f"message {message.id} is {message.state}; only failed or rejected ones are retried"
         )
     _check_route(session, message)
-    message.attempts, message.next_attempt_at, message.last_error = 0, None, None
-    target = MessageState.ATTESTED if _signed_enough(session, message) else MessageState.FINALIZED
-    transition(session, message, target, f"retried by {actor}")
+    lifecycle(session, message).retry(actor, _signed_enough(session, message))
     audit.record(session, actor, "message.retry", f"message:{message.id}")
     return message
 
@@ -36,8 +34,8 @@ def _check_route(session: Session, message: Message) -> None:
     src, dst = aliased(Chain), aliased(Chain)
     cap = session.scalar(
         select(Route.max_gas)
-        .join(src, Route.src_chain_id == src.id)
-        .join(dst, Route.dst_chain_id == dst.id)
+        .join(src, Route.src_chain_key == src.id)
+        .join(dst, Route.dst_chain_key == dst.id)
         .where(
             src.chain_id == message.src_chain_id,
             dst.chain_id == message.dst_chain_id,
@@ -56,7 +54,7 @@ def _check_route(session: Session, message: Message) -> None:
 
 
 def _signed_enough(session: Session, message: Message) -> bool:
-    dst = chain_by_id(session, message.dst_chain_id)
+    dst = chain_by_chain_id(session, message.dst_chain_id)
     vset = session.get(ValidatorSet, dst.id) if dst else None
     if vset is None:
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,19 +15,33 @@ from adapters.base import (
     BlockRef,
     BridgeOperator,
     ChainAdapter,
+    ChainReader,
     DeliveryOutcome,
     DeliveryStatus,
     FinalityPolicy,
     ObservedMessage,
 )
-from hub.db.models import Asset, Chain, Cursor, Message, MessageEvent, Route, Transfer
-from hub.domain.states import ChainStatus, MessageState
+from hub.db.models import (
+    Asset,
+    Chain,
+    Cursor,
+    Message,
+    MessageEvent,
+    Route,
+    Transfer,
+    ValidatorSet,
+    utcnow,
+)
+from hub.domain.states import AlertKind, ChainStatus, MessageState, StatusBy
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
-from hub.services.messages import transition
+from hub.services.messages import lifecycle
 from hub.services.relay import outcomes
+from hub.services.relay.attestations import refresh_validator_set
+from hub.services.relay.ports import Ports
 
 log = logging.getLogger("hub.relay.scan")
+VALIDATOR_SET_MAX_AGE = timedelta(seconds=10)
 
 
 @dataclass
@@ -52,6 +67,16 @@ class ScanReport:
         return bool(
             self.observed or self.finalized or self.orphaned or self.delivered or self.reorg
         )
+
+
+def scan(session: Session, chain: Chain, ports: Ports) -> ScanReport:
+    """The scan stage on one chain (one scanner per chain: the runner holds its lease). The
+    chain's validator set is read here too, when it is older than VALIDATOR_SET_MAX_AGE."""
+    adapter = ports.adapter(chain)
+    vset = session.get(ValidatorSet, chain.id)
+    if vset is None or utcnow() - vset.updated_at > VALIDATOR_SET_MAX_AGE:
+        refresh_validator_set(session, chain, adapter)
+    return scan_chain(session, chain, adapter, ports.settings.scan_range)
 
 
 def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range: int) -> ScanReport:
@@ -88,7 +113,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
     cursor = session.get(Cursor, chain.id)
     if cursor is None:  # registered before cursors existed: start at the final block
         cursor = Cursor(
-            chain_id=chain.id,
+            chain_key=chain.id,
             start_block=final.number,
             block_number=final.number,
             block_hash=final.hash,
@@ -102,7 +127,7 @@ def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
 def _canonical(
     session: Session,
     chain: Chain,
-    adapter: ChainAdapter,
+    adapter: ChainReader,
     cursor: Cursor,
     report: ScanReport,
 ) -> bool:
@@ -127,7 +152,7 @@ def _canonical(
 
 
 def _deep_reorg(
-    session: Session, chain: Chain, adapter: ChainAdapter, cursor: Cursor, report: ScanReport
+    session: Session, chain: Chain, adapter: ChainReader, cursor: Cursor, report: ScanReport
 ) -> None:
     dropped = _orphan_dropped(session, chain, adapter)
     reason = (
@@ -135,8 +160,12 @@ def _deep_reorg(
         f"{cursor.final_hash} and is no longer canonical; relaying from it is paused"
         f" ({dropped} undelivered message(s) from dropped blocks orphaned)"
     )
-    chain.status, chain.status_reason, chain.status_by = ChainStatus.PAUSED, reason, "scanner"
-    alerts.raise_alert(session, "deep_reorg", f"chain:{chain.name}", reason)
+    chain.status, chain.status_reason, chain.status_by = (
+        ChainStatus.PAUSED,
+        reason,
+        StatusBy.SCANNER,
+    )
+    alerts.raise_alert(session, AlertKind.DEEP_REORG, f"chain:{chain.name}", reason)
     report.reorg, report.deep_reorg = reason, True
     report.orphaned += dropped
     log.error("deep reorg", extra={"chain": chain.name, "block": cursor.final_block})
@@ -152,7 +181,7 @@ _UNSENT = (
 )
 
 
-def _orphan_dropped(session: Session, chain: Chain, adapter: ChainAdapter) -> int:
+def _orphan_dropped(session: Session, chain: Chain, adapter: ChainReader) -> int:
     """Orphan this chain's messages, final or not, that were not sent on yet and whose block
     the reorg replaced: nothing from a dropped block is relayed, whatever was signed for it."""
     waiting = list(
@@ -169,8 +198,7 @@ def _orphan_dropped(session: Session, chain: Chain, adapter: ChainAdapter) -> in
     dropped = [m for m in waiting if hashes[m.src_block_number] not in (None, m.src_block_hash)]
     for message in dropped:
         detail = f"block {message.src_block_number} was dropped by a deep reorg of {chain.name}"
-        message.last_error, message.next_attempt_at = detail, None
-        transition(session, message, MessageState.ORPHANED, detail)
+        lifecycle(session, message).orphan(detail)
     return len(dropped)
 
 
@@ -235,7 +263,7 @@ def _record_transfer(
         return
     asset_id = session.scalar(
         select(Asset.id)
-        .join(Chain, Asset.home_chain_id == Chain.id)
+        .join(Chain, Asset.home_chain_key == Chain.id)
         .where(Chain.chain_id == payload.home_chain_id, Asset.home_token == payload.home_token)
     )
     session.add(
@@ -282,7 +310,7 @@ def link_returns(
 
 
 def promote(
-    session: Session, chain: Chain, adapter: ChainAdapter, final: BlockRef, report: ScanReport
+    session: Session, chain: Chain, adapter: ChainReader, final: BlockRef, report: ScanReport
 ) -> None:
     """Observed messages at or below the final block: finalized if their block is canonical,
     orphaned if a reorg replaced it; a final message with no route to its destination is
@@ -305,15 +333,15 @@ def promote(
             continue  # an endpoint behind the chain: neither final nor orphaned yet
         if hashes[message.src_block_number] != message.src_block_hash:
             detail = f"block {message.src_block_number} was replaced by a reorg before finality"
-            transition(session, message, MessageState.ORPHANED, detail)
+            lifecycle(session, message).orphan(detail)
             report.orphaned += 1
             continue
-        transition(session, message, MessageState.FINALIZED, f"final at block {final.number}")
+        life = lifecycle(session, message)
+        life.finalize(f"final at block {final.number}")
         report.finalized += 1
         reason = _unroutable(chain, message, routed, retired)
         if reason is not None:
-            message.last_error = reason
-            transition(session, message, MessageState.REJECTED, reason)
+            life.reject(reason)
 
 
 def _unroutable(
@@ -343,7 +371,7 @@ def routed_destinations(session: Session, chain: Chain) -> dict[int, int]:
     dst = aliased(Chain)
     query = (
         select(dst.chain_id, Route.max_gas)
-        .join(Route, Route.dst_chain_id == dst.id)
-        .where(Route.src_chain_id == chain.id, dst.status != ChainStatus.RETIRED)
+        .join(Route, Route.dst_chain_key == dst.id)
+        .where(Route.src_chain_key == chain.id, dst.status != ChainStatus.RETIRED)
     )
     return {int(chain_id): int(cap) for chain_id, cap in session.execute(query)}

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
-from adapters.base import AdapterError, ChainAdapter
+from adapters.base import AdapterError, ChainReader
 from hub.db.models import Asset, Chain, Cursor, Message, Route, Transfer
-from hub.domain.states import AssetStatus, MessageState, RouteStatus
+from hub.domain.states import AlertKind, AssetStatus, MessageState, RouteStatus, StatusBy
 from hub.services import alerts
+from hub.services.relay.ports import Ports
 from hub.services.routes import set_route_paused
 
 log = logging.getLogger("hub.relay.supply")
-AdapterOf = Callable[[Chain], ChainAdapter]
+AdapterOf = Callable[[Chain], ChainReader]
 
 
 @dataclass
@@ -169,6 +170,11 @@ def _returns_of(session: Session, ids: list[str]) -> dict[str, Message]:
     return {str(original): message for original, message in rows}
 
 
+def supply(session: Session, asset: Asset, ports: Ports) -> SupplyCheck:
+    """The supply stage on one asset."""
+    return watch_asset(session, asset, ports.adapter)
+
+
 def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
     """Check an asset. A deficit (more wrapped and in flight than locked: tokens without
     backing) pauses it and the routes between its chains, and raises an alert. A surplus (more
@@ -182,13 +188,13 @@ def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
     if surplus > 0:
         alerts.raise_alert(
             session,
-            "supply_surplus",
+            AlertKind.SUPPLY_SURPLUS,
             subject,
             f"{surplus} more locked at home than wrapped plus in flight: tokens were sent to "
             f"the bridge outside a transfer (at blocks {check.as_of}); nothing is paused",
         )
     elif surplus == 0:
-        alerts.resolve(session, "supply_surplus", subject)
+        alerts.resolve(session, AlertKind.SUPPLY_SURPLUS, subject)
     elif asset.status == AssetStatus.ACTIVE:
         _pause_for_deficit(session, asset, check)
     return check
@@ -203,15 +209,15 @@ def _pause_for_deficit(session: Session, asset: Asset, check: SupplyCheck) -> No
     )
     asset.status, asset.status_reason = AssetStatus.PAUSED, reason
     pause_routes(session, asset, f"supply mismatch of {asset.symbol}")
-    alerts.raise_alert(session, "supply_mismatch", f"asset:{asset.symbol}", reason)
+    alerts.raise_alert(session, AlertKind.SUPPLY_MISMATCH, f"asset:{asset.symbol}", reason)
     log.error("supply mismatch", extra={"asset": asset.symbol, "detail": reason})
 
 
 def pause_routes(session: Session, asset: Asset, reason: str) -> None:
     """Pause every active route between the asset's chains."""
-    ids = {asset.home_chain_id, *(d.chain_id for d in asset.deployments)}
+    keys = {asset.home_chain_key, *(d.chain_key for d in asset.deployments)}
     for route in session.scalars(
-        select(Route).where(Route.src_chain_id.in_(ids), Route.dst_chain_id.in_(ids))
+        select(Route).where(Route.src_chain_key.in_(keys), Route.dst_chain_key.in_(keys))
     ):
         if route.status == RouteStatus.ACTIVE:
-            set_route_paused(session, route, True, "supply-watch", reason)
+            set_route_paused(session, route, True, StatusBy.SUPPLY_WATCH, reason)

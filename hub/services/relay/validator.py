@@ -34,7 +34,7 @@ from hub.db.models import (
 from hub.domain.attestation import attestation_digest, sign_digest
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
 from hub.services.relay.attestations import record_attestation
-from hub.services.relay.context import RelayContext
+from hub.services.relay.ports import Ports
 from hub.services.relay.validator_config import ValidatorConfig, WatchedChain
 
 log = logging.getLogger("hub.relay.validator")
@@ -56,22 +56,40 @@ class Validator:
         return str(Account.from_key(self.private_key).address)
 
 
-def attest_pending(ctx: RelayContext, validator: Validator, limit: int = 200) -> int:
-    """Sign every final message this validator can check and has not signed; returns how many.
-    One message that cannot be checked (or a chain that cannot answer) never stops the rest."""
+@dataclass
+class AttestReport:
+    validator: str
+    signed: int = 0
+    refused: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.signed)
+
+
+def attest(session: Session, validator: Validator, ports: Ports, limit: int = 200) -> AttestReport:
+    """The attest stage of one validator: sign every final message it can check and has not
+    signed. One message that cannot be checked (or a chain that cannot answer) never stops
+    the rest. Each signature and each refusal is committed on its own (a commit point of
+    this stage): validators work concurrently, and a long transaction held row locks the
+    others waited on."""
     me = validator.address
-    with ctx.transaction() as session:
-        work = list(session.scalars(unsigned(me, list(validator.config.chains), limit)))
-        session.expunge_all()
-    view = OwnView(ctx, validator.config)
-    signed = 0
+    report = AttestReport(me)
+    work = list(session.scalars(unsigned(me, list(validator.config.chains), limit)))
+    session.expunge_all()
+    session.commit()  # nothing is held while the chains are read
+    view = OwnView(ports.chains, validator.config)
     for message in work:
         try:
-            signed += _attest(ctx, view, validator, message)
+            signed = _attest(session, view, validator, message)
         except Exception as exc:  # whatever it is, it concerns this message alone
+            session.rollback()
             reason = f"could not check: {type(exc).__name__}: {exc}"
-            _refuse(ctx, message.id, me, reason, cap=TRANSIENT_BACKOFF_MAX)
-    return signed
+            _refuse(session, message.id, me, reason, cap=TRANSIENT_BACKOFF_MAX)
+            signed = 0
+        report.signed += signed
+        report.refused += 1 - signed
+    return report
 
 
 def unsigned(me: str, watched: list[int], limit: int) -> Select[Message]:
@@ -97,8 +115,8 @@ def unsigned(me: str, watched: list[int], limit: int) -> Select[Message]:
         select(Message)
         .join(src, src.chain_id == Message.src_chain_id)
         .join(dst, dst.chain_id == Message.dst_chain_id)
-        .join(Route, and_(Route.src_chain_id == src.id, Route.dst_chain_id == dst.id))
-        .join(ValidatorSet, ValidatorSet.chain_id == dst.id)
+        .join(Route, and_(Route.src_chain_key == src.id, Route.dst_chain_key == dst.id))
+        .join(ValidatorSet, ValidatorSet.chain_key == dst.id)
         .where(
             Message.state == MessageState.FINALIZED.value,
             Message.src_chain_id.in_(watched),
@@ -116,38 +134,38 @@ def unsigned(me: str, watched: list[int], limit: int) -> Select[Message]:
     )
 
 
-def _attest(ctx: RelayContext, view: OwnView, validator: Validator, message: Message) -> int:
+def _attest(session: Session, view: OwnView, validator: Validator, message: Message) -> int:
     problem = view.problem(message)
     if problem is not None:
         cap = NOT_FINAL_RETRY if problem.endswith(NOT_FINAL) else REFUSAL_BACKOFF_MAX
-        _refuse(ctx, message.id, validator.address, problem, cap=cap)
+        _refuse(session, message.id, validator.address, problem, cap=cap)
         return 0
     gateway = view.destination(message.dst_chain_id)
     if validator.address not in gateway.validators:
         reason = f"not in the validator set of chain {message.dst_chain_id}"
-        _refuse(ctx, message.id, validator.address, reason)
+        _refuse(session, message.id, validator.address, reason)
         return 0
     digest = attestation_digest(
         bytes.fromhex(message.id[2:]), gateway.epoch, gateway.chain_id, gateway.address
     )
     signature = sign_digest(digest, validator.private_key)
-    with ctx.transaction() as session:
-        current = session.get(Message, message.id)
-        if current is None:
-            return 0
-        record_attestation(session, current, signature)
+    current = session.get(Message, message.id)
+    if current is None:
+        return 0
+    record_attestation(session, current, signature)
+    session.commit()
     log.info("attested", extra={"message_id": message.id, "validator": validator.address})
     return 1
 
 
 def _refuse(
-    ctx: RelayContext, message_id: str, me: str, reason: str, cap: float = REFUSAL_BACKOFF_MAX
+    session: Session, message_id: str, me: str, reason: str, cap: float = REFUSAL_BACKOFF_MAX
 ) -> None:
     """Set the message aside for this validator, with a backoff that doubles each time up
     to `cap` seconds (a block not final yet is looked at again within a second)."""
     log.warning("not attested", extra={"message_id": message_id, "validator": me, "reason": reason})
-    with ctx.transaction() as session:
-        _record_refusal(session, message_id, me, reason[:1000], cap)
+    _record_refusal(session, message_id, me, reason[:1000], cap)
+    session.commit()
 
 
 def _record_refusal(session: Session, message_id: str, me: str, reason: str, cap: float) -> None:

@@ -45,7 +45,7 @@ def by_label(samples: Iterable[Sample], name: str, label: str) -> Counter[str]:
 
 
 def cursors(ops: Ops) -> dict[str, int]:
-    query = "SELECT c.name, k.block_number FROM cursors k JOIN chains c ON c.id = k.chain_id"
+    query = "SELECT c.name, k.block_number FROM cursors k JOIN chains c ON c.id = k.chain_key"
     return {str(name): int(block) for name, block in ops.sql(query)}
 
 
