@@ -17,6 +17,7 @@ from tests.integration.relay.stack import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 Chains = dict[str, Chain]
 REORG_DEPTH = 20  # blocks of 0.25 s; the devnet's finality is 2 blocks
+STRANGER = "0x000000000000000000000000000000000000dEaD"
 
 
 def alerts_of(stack: FaultStack, kind: str) -> list[dict[str, Any]]:
@@ -52,13 +53,20 @@ def test_relayer_runs_out_of_funds(fault_stack: FaultStack, fault_chains: Chains
 
 
 def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chains: Chains) -> None:
-    """gamma's bridge is paused by its guardian: every transfer to gamma fails there
-    (MessageFailed) and is parked as failed after its attempts; transfers between alpha and
-    beta flow on. Unpaused, an operator retries the parked ones: each delivered once."""
+    """gamma's bridge stops recognising the bridges of alpha and beta (its owner points them
+    elsewhere): every transfer to gamma fails there (MessageFailed: UnknownRemoteBridge) and is
+    parked as failed after its attempts; transfers between alpha and beta flow on. Put back,
+    an operator retries the parked ones: each delivered once. (A paused bridge would not do:
+    the hub waits for a pause to end instead of spending attempts on it.)"""
     s, gamma = fault_stack, fault_chains["gamma"]
-    guardian = Sender(gamma, s.key("deployer"))
+    owner = Sender(gamma, s.key("deployer"))
     bridge = contract(gamma, "TokenBridge", gamma["bridge"])
+    sources = [fault_chains["alpha"], fault_chains["beta"]]
     run = Run(s, fault_chains, "destination-rejects")
+
+    def point_to(bridges: list[str]) -> None:
+        for source, remote in zip(sources, bridges, strict=True):
+            owner.wait(owner.send(bridge.functions.setRemoteBridge(source["chain_id"], remote)))
 
     def parked() -> list[dict[str, Any]]:
         failed = s.get("/v1/messages", dst="gamma", state="failed", limit=500)["items"]
@@ -67,12 +75,12 @@ def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chain
     with Stream(s, fault_chains) as stream:
         time.sleep(2)
         with run.fault():
-            guardian.wait(guardian.send(bridge.functions.pause()))
+            point_to([STRANGER, STRANGER])
             wait_for("2 transfers to gamma parked", lambda: len(parked()) >= 2, timeout=60)
-            guardian.wait(guardian.send(bridge.functions.unpause()))
+            point_to([source["bridge"] for source in sources])
         stream.stop()
         for message in parked():
-            assert "EnforcedPause" in message["last_error"], message
+            assert "UnknownRemoteBridge" in message["last_error"], message
             s.post(f"/v1/messages/{message['id']}/retry", ADMIN_TOKEN)
     figures = run.settle(stream)[0]
     fault, seen = run.faults[0], run.watcher.first_seen
