@@ -79,9 +79,15 @@ def test_destination_rejects_every_delivery(fault_stack: FaultStack, fault_chain
             wait_for("2 transfers to gamma parked", lambda: len(parked()) >= 2, timeout=60)
             point_to([source["bridge"] for source in sources])
         stream.stop()
-        for message in parked():
-            assert "UnknownRemoteBridge" in message["last_error"], message
-            s.post(f"/v1/messages/{message['id']}/retry", ADMIN_TOKEN)
+
+        def retried_all() -> bool:
+            """Retry what is parked; those still in their backoff park later, and get theirs."""
+            for message in parked():
+                assert "UnknownRemoteBridge" in message["last_error"], message
+                s.post(f"/v1/messages/{message['id']}/retry", ADMIN_TOKEN)
+            return not s.get("/v1/messages", dst="gamma", state="failed", limit=500)["items"]
+
+        wait_for("every parked transfer retried", retried_all, timeout=90, every=1.0)
     figures = run.settle(stream)[0]
     fault, seen = run.faults[0], run.watcher.first_seen
     others = [x for x in stream.sent if x.dst != "gamma" and x.outcome == "sent"]
