@@ -143,3 +143,23 @@ def admin() -> dict[str, str]:
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=30) as c:
         yield c
+
+
+TESTS = Path(__file__).parent
+# Packages whose tests share one stack of processes (a package-scoped fixture).
+SHARED_STACKS = {"faults", "conformance"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a package whose tests
+    share a stack runs on one worker, so its stack starts once; other tests go by file."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item.path.relative_to(TESTS).parts)))
+
+
+def _group(parts: tuple[str, ...]) -> str:
+    if parts[0] in SHARED_STACKS:
+        return parts[0]
+    if parts[0] == "integration" and len(parts) > 2:
+        return "/".join(parts[:2])
+    return "/".join(parts)
