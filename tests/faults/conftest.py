@@ -95,7 +95,7 @@ def fault_stack(
     upgrade(db_url)
     engine = make_engine(db_url)
     with transaction(make_sessionmaker(engine)) as session:
-        register_devnet(session, registered, "test", NetworkPolicy(), 5.0)
+        register_devnet(session, registered, "test", NetworkPolicy(allow_private=True), 5.0)
     engine.dispose()
     port = free_port()
     # The hub's processes run under a clock a test may move (test_clock), when the machine
