@@ -39,9 +39,9 @@ run: setup
 	$(BIN)/islands up
 
 # Two workers: most tests wait on chains and processes, and a package that shares a stack
-# stays on one worker (tests/conftest.py), so its stack starts once.
+# stays on one worker (tests/conftest.py's scheduler), so its stack starts once.
 test: setup services browser
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2
 
 test-unit: setup
 	$(BIN)/pytest tests/unit

@@ -150,16 +150,25 @@ TESTS = Path(__file__).parent
 SHARED_STACKS = {"faults", "conformance"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a package whose tests
-    share a stack runs on one worker, so its stack starts once; other tests go by file."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item.path.relative_to(TESTS).parts)))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs `-n 2`), a package whose tests share a stack runs
+    on one worker, so its stack starts once; other tests go by file. (xdist's own
+    `--dist loadgroup` did not keep a group on one worker here.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByStack(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return stack_group(nodeid.split("::", maxsplit=1)[0])
+
+    return ByStack(config, log)
 
 
-def _group(parts: tuple[str, ...]) -> str:
-    if parts[0] in SHARED_STACKS:
-        return parts[0]
-    if parts[0] == "integration" and len(parts) > 2:
+def stack_group(path: str) -> str:
+    """tests/integration/relay/test_x.py -> tests/integration/relay; tests/unit/test_y.py ->
+    itself."""
+    parts = Path(path).parts
+    if len(parts) > 1 and parts[1] in SHARED_STACKS:
         return "/".join(parts[:2])
-    return "/".join(parts)
+    if len(parts) > 3 and parts[1] == "integration":
+        return "/".join(parts[:3])
+    return path
