@@ -87,8 +87,8 @@ def _unless_reorged(
     has not seen yet) gives no answer this time: its figures no longer match the hub's."""
     for chain in chains:
         cursor = session.get(Cursor, chain.id)
-        if cursor is None:
-            continue
+        if cursor is None or chain.name in check.errors:
+            continue  # a chain that could not be read keeps its own error
         number, expected = (
             (cursor.block_number, cursor.block_hash)
             if cursor.block_number <= cursor.final_block
@@ -97,10 +97,11 @@ def _unless_reorged(
         try:
             actual = adapter_of(chain).block_hash(number)
         except AdapterError as exc:
-            actual, expected = None, str(exc)
-        if actual == expected:
-            continue
-        check.errors[chain.name] = f"block {number} changed under the check (a reorg?)"
+            check.errors[chain.name] = str(exc)
+        else:
+            if actual == expected:
+                continue
+            check.errors[chain.name] = f"block {number} changed under the check (a reorg?)"
         if chain is home:
             check.locked = None
         else:
