@@ -38,8 +38,10 @@ browser:
 run: setup
 	$(BIN)/islands up
 
+# Two workers: most tests wait on chains and processes, and a package that shares a stack
+# stays on one worker (tests/conftest.py's scheduler), so its stack starts once.
 test: setup services browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-unit: setup
 	$(BIN)/pytest tests/unit

@@ -143,3 +143,32 @@ def admin() -> dict[str, str]:
 def client(api_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url, timeout=30) as c:
         yield c
+
+
+TESTS = Path(__file__).parent
+# Packages whose tests share one stack of processes (a package-scoped fixture).
+SHARED_STACKS = {"faults", "conformance"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs `-n 2`), a package whose tests share a stack runs
+    on one worker, so its stack starts once; other tests go by file. (xdist's own
+    `--dist loadgroup` did not keep a group on one worker here.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByStack(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return stack_group(nodeid.split("::", maxsplit=1)[0])
+
+    return ByStack(config, log)
+
+
+def stack_group(path: str) -> str:
+    """tests/integration/relay/test_x.py -> tests/integration/relay; tests/unit/test_y.py ->
+    itself."""
+    parts = Path(path).parts
+    if len(parts) > 1 and parts[1] in SHARED_STACKS:
+        return "/".join(parts[:2])
+    if len(parts) > 3 and parts[1] == "integration":
+        return "/".join(parts[:3])
+    return path

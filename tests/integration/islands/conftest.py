@@ -5,14 +5,12 @@ beat, on Postgres and Redis, as in tests/integration/relay."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import text
 
 from adapters.evm.devnet import (
@@ -33,6 +31,7 @@ from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import fresh_database, start_api
 from tests.fixtures.chains import with_free_ports
+from tests.fixtures.redisdb import claimed_redis_url
 from tests.integration.relay.stack import RELAY_ENV, Stack, wait_for
 
 # The islands, as the issue asks: one mining every 2 s and final 3 blocks deep (geth --dev),
@@ -112,11 +111,9 @@ def islands_stack(
     """The hub knows the three islands; the validators' own files know the joiner too (its
     operators added it: the hub cannot make a validator watch a chain)."""
     log_dir: Path = tmp_path_factory.mktemp("islands-logs")
-    redis_url = f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
-    redis.Redis.from_url(redis_url).flushdb()
     registered = islands_devnet.to_json()
     watched = {**registered, "chains": [*registered["chains"], joiner.entry()]}
-    with fresh_database() as db_url:
+    with claimed_redis_url() as redis_url, fresh_database() as db_url:
         upgrade(db_url)
         engine = make_engine(db_url)
         with transaction(make_sessionmaker(engine)) as session:
@@ -134,7 +131,6 @@ def islands_stack(
             s.stop()
             api.terminate()
             api.wait(timeout=10)
-            redis.Redis.from_url(redis_url).flushdb()
 
 
 def _scanned(db_url: str) -> int:

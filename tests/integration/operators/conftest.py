@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import text
 
 from adapters.evm.devnet import Devnet, up
@@ -26,6 +24,7 @@ from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import ROOT, free_port, fresh_database, start_api
 from tests.fixtures.chains import with_free_ports
+from tests.fixtures.redisdb import claimed_redis_url
 from tests.integration.relay.stack import RELAY_ENV, Stack, wait_for
 
 BLOCK_TIME = 0.25
@@ -95,10 +94,8 @@ def ops_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 @pytest.fixture(scope="package")
 def ops(ops_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     log_dir: Path = tmp_path_factory.mktemp("ops-logs")
-    redis_url = f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
-    redis.Redis.from_url(redis_url).flushdb()
     doc = ops_devnet.to_json()
-    with fresh_database() as db_url:
+    with claimed_redis_url() as redis_url, fresh_database() as db_url:
         upgrade(db_url)
         engine = make_engine(db_url)
         with transaction(make_sessionmaker(engine)) as session:
@@ -114,7 +111,6 @@ def ops(ops_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             s.stop()
             api.terminate()
             api.wait(timeout=15)
-            redis.Redis.from_url(redis_url).flushdb()
 
 
 def _start(s: Stack, log_dir: Path) -> Ops:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import text
 
 from adapters.evm.devnet import Devnet, up
@@ -17,6 +15,7 @@ from hub.services.bootstrap import register_devnet
 from hub.services.netpolicy import NetworkPolicy
 from tests.conftest import fresh_database, start_api
 from tests.fixtures.chains import with_free_ports
+from tests.fixtures.redisdb import claimed_redis_url
 from tests.integration.relay.stack import RELAY_ENV, Stack, wait_for
 
 BLOCK_TIME = 0.25
@@ -33,11 +32,8 @@ def relay_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 @pytest.fixture(scope="package")
 def stack(relay_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir: Path = tmp_path_factory.mktemp("relay-logs")
-    redis_db = random.randrange(1, 16)
-    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
-    redis.Redis.from_url(redis_url).flushdb()
     doc = relay_devnet.to_json()
-    with fresh_database() as db_url:
+    with claimed_redis_url() as redis_url, fresh_database() as db_url:
         upgrade(db_url)
         engine = make_engine(db_url)
         with transaction(make_sessionmaker(engine)) as session:
@@ -56,7 +52,6 @@ def stack(relay_devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Ite
             _dump(db_url, log_dir / "db-at-teardown.txt")
             api.terminate()
             api.wait(timeout=10)
-            redis.Redis.from_url(redis_url).flushdb()
 
 
 def _scanned(db_url: str) -> int:
