@@ -4,7 +4,7 @@ UV := .tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup services run test test-unit lint contracts devnet clean
+.PHONY: setup services run test test-unit lint contracts devnet clean bench
 
 setup: $(VENV)/.synced node_modules/.installed
 
@@ -31,6 +31,11 @@ test: setup services
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+# The benchmark of issue 8 (never part of `make test`): a table, and JSON in bench/results/.
+# ARGS="--quick" for a smoke run; ARGS="--only raw,reads" for some scenarios; see bench/run.py.
+bench: setup services
+	$(BIN)/python -m bench $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
