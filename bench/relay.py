@@ -55,6 +55,7 @@ class Run:
     start: float
     ids: dict[str, str]  # source tx hash -> message id
     watcher: Watcher
+    send_start: float = 0.0  # when sending began, if not at `start` (drain)
 
     def landed_at(self) -> dict[str, float]:
         """{source tx hash: time its message landed}, for what has landed."""
@@ -123,7 +124,9 @@ def summarize(result: Result, label: str, run: Run, usage: dict[str, Any]) -> di
         "sent": len(run.accepted),
         "landed": len(landed),
         "failed": failed,
-        "source_accepted_per_s": rate(len(run.accepted), run.accepted[-1] - run.start),
+        "source_accepted_per_s": rate(
+            len(run.accepted), run.accepted[-1] - (run.send_start or run.start)
+        ),
         "throughput_per_s": rate(len(landed), last - run.start),
         "first_tx_to_last_delivery_s": round(last - run.start, 2),
         "latency_s": percentiles(latencies),
@@ -242,13 +245,14 @@ def drain(result: Result, budget: Budget, work: Path, n: int) -> None:
         src, dst = Rpc(chain_doc(doc, SRC)["rpc_url"]), Rpc(chain_doc(doc, DST)["rpc_url"])
         watcher = stack.enter_context(watching(dst, chain_doc(doc, DST)["gateway"]))
         from_block = src.block_number() + 1
+        send_start = time.time()
         accepted = send_all(src, txs)
         ids = sent(src, doc, txs, from_block)
         start = time.time()
         hub.start_workers()
         sampler = Sampler(roles_of(hub.procs, anvils))
         sampler.start()
-        run = Run(txs, [start] * len(accepted), start, ids, watcher)
+        run = Run(txs, accepted, start, ids, watcher, send_start)
         wait_landed(run, budget, result)
         figures = summarize(result, label, run, sampler.finish())
         figures.pop("latency_s", None)
