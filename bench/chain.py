@@ -173,12 +173,20 @@ def send_paced(
     return accepted
 
 
-def wait_receipt(rpc: Rpc, tx_hash: str, timeout: float = 120.0) -> dict[str, Any]:
+def wait_receipt(
+    rpc: Rpc, tx_hash: str, timeout: float = 120.0, kick: bool = False
+) -> dict[str, Any]:
+    """The receipt, once the transaction is in a block. With `kick` (automine chains), mine
+    a block when it is late: automine makes one block per request, and transactions that did
+    not fit in it wait in the pool until the next transaction arrives."""
     deadline = time.monotonic() + timeout
+    asked = time.monotonic()
     while time.monotonic() < deadline:
         receipt = rpc.call("eth_getTransactionReceipt", tx_hash)
         if receipt is not None:
             return dict(receipt)
+        if kick and time.monotonic() - asked > 0.2:
+            rpc.call("evm_mine")
         time.sleep(0.02)
     raise TimeoutError(f"no receipt for {tx_hash} in {timeout:g} s")
 

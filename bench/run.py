@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run_one(name, options, args.timeout_scale)
         results.append(result)
         print(f"   {result.status} in {result.seconds:.0f} s; logs in {work}", flush=True)
+        for note in result.notes:
+            print(f"   note: {note.strip()}", flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     report["results"] = [r.as_dict() for r in results]
     args.out.mkdir(parents=True, exist_ok=True)
