@@ -305,3 +305,41 @@ def approve_bridge(rpc: Rpc, doc: dict[str, Any], src: str, amount: int) -> None
 def estimate(rpc: Rpc, sender: str, to: str, data: bytes) -> int:
     call = {"from": sender, "to": to, "data": "0x" + data.hex()}
     return int(rpc.call("eth_estimateGas", call), 16)
+
+
+class Kicker(threading.Thread):
+    """Keeps automine chains mining: anvil's automine makes a block per request, and what
+    did not fit in it waits in the pool until another transaction arrives (thousands sent at
+    once were left there for good). Every `every` seconds, a chain with pending
+    transactions gets a block (evm_mine), as a chain with instant blocks would make one."""
+
+    def __init__(self, urls: Sequence[str], every: float = 0.1) -> None:
+        super().__init__(name="kicker", daemon=True)
+        self.clients = [Rpc(url) for url in urls]
+        self.every = every
+        self.kicks = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            for client in self.clients:
+                with suppress(httpx.HTTPError, RpcError, KeyError, TypeError):
+                    if int(client.call("txpool_status")["pending"], 16) > 0:
+                        client.call("evm_mine")
+                        self.kicks += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+        for client in self.clients:
+            client.close()
+
+
+@contextmanager
+def kicking(urls: Sequence[str]) -> Iterator[Kicker]:
+    kicker = Kicker(urls)
+    kicker.start()
+    try:
+        yield kicker
+    finally:
+        kicker.stop()

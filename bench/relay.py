@@ -31,6 +31,7 @@ from bench.chain import (
     chain_doc,
     estimate,
     inbox_post_calls,
+    kicking,
     presign,
     send_all,
     send_paced,
@@ -160,6 +161,7 @@ def devnet_for(work: Path, name: str, block_time: float | None, stack: ExitStack
     if block_time is None:
         for chain in doc["chains"]:
             chain["finality"] = 0
+        stack.enter_context(kicking([c["rpc_url"] for c in doc["chains"]]))
     return doc, {f"anvil-{c.name}": c.node.pid for c in devnet.chains if c.node is not None}
 
 

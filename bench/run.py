@@ -118,6 +118,12 @@ def _alarm(_signum: int, _frame: FrameType | None) -> None:
     raise ScenarioTimeoutError
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM (and SIGINT, which a background job ignores) stop the run with its clean-up:
+    every process group it started is stopped, every database it made dropped."""
+    raise KeyboardInterrupt
+
+
 def run_one(name: str, options: Options, scale: float) -> Result:
     scenario, seconds = SCENARIOS[name]
     result = Result(name)
@@ -184,6 +190,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
