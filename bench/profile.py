@@ -56,42 +56,74 @@ def finish(recorders: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _frame(text: str) -> str:
-    """ "fn (path/to/file.py:12)" -> "fn (path/to/file.py)": lines apart, one function."""
+    """ "fn (.../site-packages/psycopg/cursor.py:12)" -> "fn (psycopg/cursor.py)"."""
     name, _, where = text.partition(" (")
-    path = where.split(":")[0].rstrip(")")
-    for own in OWN:
-        if own in path:
-            path = own + path.split(own, 1)[1]
+    path = where.rsplit(":", 1)[0].rstrip(")")
+    for marker in ("site-packages/", "/python3.11/", "/wt/bench/", "/bench/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
             break
-    else:
-        path = Path(path).name
     return f"{name} ({path})"
 
 
-def summarize(path: Path, top: int = 12) -> dict[str, Any]:
-    """Self and inclusive sample shares of one raw (collapsed stacks) profile."""
-    self_time: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
+# What a stack is doing, judged by the first matching frame from the leaf up.
+ACTIVITY = (
+    ("database (psycopg)", ("psycopg/",)),
+    ("chain RPC (http)", ("urllib3/", "http/client.py", "httpx/", "httpcore/", "requests/")),
+    ("broker (redis/kombu)", ("redis/", "kombu/")),
+    ("signing/hashing", ("coincurve/", "eth_keys/", "eth_hash/", "Crypto/", "eth_account/")),
+    ("ABI/web3 encoding", ("eth_abi/", "web3/", "eth_utils/", "hexbytes/")),
+    ("SQLAlchemy ORM/core", ("sqlalchemy/",)),
+    ("celery/billiard", ("celery/", "billiard/")),
+)
+
+
+def activity(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for label, markers in ACTIVITY:
+            if any(m in frame for m in markers):
+                return label
+    return "other Python"
+
+
+def _process(root: str) -> str:
+    """'process 123:"python -m celery ..."' -> 'pid 123'."""
+    return "pid " + root.split(":", 1)[0].removeprefix("process ").strip()
+
+
+def summarize(path: Path, top: int = 10) -> dict[str, Any]:
+    """Per process of one raw profile (collapsed stacks, idle included): samples, the share
+    of each activity, the leaf frames (self) and the hub's own functions (inclusive)."""
+    procs: dict[str, dict[str, Counter[str]]] = {}
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";")[1:]]  # the first is the process/thread
+        root, *rest = stack.split(";")
+        frames = [_frame(f) for f in rest]
         if not frames:
             continue
-        total += count
-        self_time[frames[-1]] += count
+        count = int(count_text)
+        found = procs.setdefault(
+            _process(root), {"self": Counter(), "own": Counter(), "activity": Counter()}
+        )
+        found["self"][frames[-1]] += count
+        found["activity"][activity(frames)] += count
         for frame in set(frames):
             if any(own in frame for own in OWN):
-                inclusive[frame] += count
+                found["own"][frame] += count
+    return {pid: _shares(counters, top) for pid, counters in procs.items()}
 
-    def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)]
+
+def _shares(counters: dict[str, Counter[str]], top: int) -> dict[str, Any]:
+    total = sum(counters["self"].values())
+
+    def share(counter: Counter[str], k: int) -> list[tuple[str, float]]:
+        return [(name, round(100 * v / total, 1)) for name, v in counter.most_common(k)]
 
     return {
         "samples": total,
-        "self_percent": share(self_time),
-        "own_code_inclusive_percent": share(inclusive),
+        "activity_percent": share(counters["activity"], 20),
+        "self_percent": share(counters["self"], top),
+        "own_code_inclusive_percent": share(counters["own"], top),
     }
