@@ -56,12 +56,19 @@ def fill(rpc: Rpc, doc: dict[str, Any], n: int) -> tuple[int, int]:
                 }
                 calls.append(("eth_sendTransaction", [tx]))
             rpc.batch(calls)
-            rpc.call("evm_mine")
+            mine_at_base_fee(rpc)
         while int(rpc.call("eth_getTransactionCount", user, "latest"), 16) < nonce + n:
-            rpc.call("evm_mine")
+            mine_at_base_fee(rpc)
     finally:
         rpc.call("evm_setAutomine", True)
     return first, rpc.block_number()
+
+
+def mine_at_base_fee(rpc: Rpc) -> None:
+    """A block at a 1 gwei base fee: full blocks raise the next one's by 1/8 each, which
+    would price the fill out of the fee cap after a few dozen blocks."""
+    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(10**9))
+    rpc.call("evm_mine")
 
 
 def rewind(db_url: str, chain_name: str, block: int, block_hash: str) -> None:
