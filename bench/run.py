@@ -89,7 +89,7 @@ SCENARIOS: dict[str, tuple[Scenario, float]] = {
     "drain": (_drain, 300),
     "low-load": (_low_load, 180),
     "burst": (_burst, 360),
-    "backfill": (_backfill, 300),
+    "backfill": (_backfill, 420),  # ~100 s of it fills the chain
     "reads": (_reads, 420),
 }
 
