@@ -281,6 +281,17 @@ def low_load(result: Result, budget: Budget, work: Path, per_second: float, seco
         summarize(result, label, run, sampler.finish())
 
 
+def one_per_block(rpc: Rpc, txs: Presigned) -> list[float]:
+    """Each transaction in a block of its own: the next is sent once the last is in one
+    (automine packs transactions that arrive while it mines into one block)."""
+    accepted = []
+    for raw, tx_hash in zip(txs.raw, txs.hashes, strict=True):
+        rpc.call("eth_sendRawTransaction", raw)
+        accepted.append(time.time())
+        wait_receipt(rpc, tx_hash, kick=True)
+    return accepted
+
+
 def burst(result: Result, budget: Budget, work: Path, first: int, while_down: int) -> None:
     """`first` plain messages (Inbox.post), one per source block; then every worker is
     killed (SIGKILL), `while_down` more are sent, and the workers start again. Every message
@@ -298,9 +309,9 @@ def burst(result: Result, budget: Budget, work: Path, first: int, while_down: in
         def send(rpc: Rpc) -> list[float]:
             head = Presigned(txs.raw[:first], txs.hashes[:first])
             tail = Presigned(txs.raw[first:], txs.hashes[first:])
-            accepted = send_all(rpc, head, chunk=1)  # automine: each its own block
+            accepted = one_per_block(rpc, head)
             hub.stop_workers(signal.SIGKILL)
-            accepted += send_all(rpc, tail, chunk=1)
+            accepted += one_per_block(rpc, tail)
             hub.start_workers()
             for role, pgid in roles_of(hub.procs).items():
                 sampler.add(role, pgid)
