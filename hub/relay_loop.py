@@ -34,24 +34,35 @@ class RelayLoop(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.ctx.settings.tick_seconds):
+        busy = False
+        # A tick that did work goes on at once (its steps' batches are bounded, so more may
+        # wait); an idle one waits for the next tick.
+        while not self._stop_event.wait(0 if busy else self.ctx.settings.tick_seconds):
             try:
-                self.tick()
+                busy = self.tick()
             except Exception:  # a bad tick is logged; the loop must outlive it
                 log.exception("relay tick failed")
+                busy = False
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """One step of every kind of work; whether any of them did something."""
         ctx, chains = self.ctx, steps.active_chains(self.ctx)
+        results: list[object] = []
         for chain in chains:
-            steps.guarded("scan", steps.scan, ctx, chain)
+            results.append(steps.guarded("scan", steps.scan, ctx, chain))
         for validator in self._validators:
-            steps.guarded("attest", steps.attest, ctx, validator)
+            results.append(steps.guarded("attest", steps.attest, ctx, validator))
         if self._key is not None:
             for chain in chains:
-                steps.guarded("confirm", steps.confirm, ctx, chain, self._key)
-                steps.guarded("deliver", steps.deliver, ctx, chain, self._key)
+                results.append(steps.guarded("confirm", steps.confirm, ctx, chain, self._key))
+                results.append(steps.guarded("deliver", steps.deliver, ctx, chain, self._key))
         if self._guardian is not None:
             for chain in chains:
                 steps.guarded("guardian", steps.guard, ctx, chain, self._guardian)
         for symbol in steps.asset_symbols(ctx):
             steps.guarded("supply", steps.supply, ctx, symbol)
+        return any(_did_work(r) for r in results)
+
+
+def _did_work(result: object) -> bool:
+    return (isinstance(result, int) and result > 0) or bool(getattr(result, "busy", False))

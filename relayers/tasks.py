@@ -63,6 +63,14 @@ def _forget_pending(**_: Any) -> None:
         client.close()
 
 
+def _again(task: Any, arg: str, result: object, queue: str | None = None) -> None:
+    """A step that did work has likely left more (its batch was bounded): it is sent again
+    at once rather than at the next tick, so work flows continuously under load. An idle
+    step waits for the tick."""
+    if (isinstance(result, int) and result > 0) or getattr(result, "busy", False):
+        _once(task, arg, queue=queue)
+
+
 def _started(name: str, arg: str) -> None:
     """The step runs now: the next tick may enqueue the next one."""
     runtime.redis().delete(_key(name, arg))
@@ -71,7 +79,11 @@ def _started(name: str, arg: str) -> None:
 @shared_task(name="relay.scan", **SHORT)
 def scan(chain: str) -> None:
     _started("relay.scan", chain)
-    steps.guarded("scan", steps.scan, runtime.context(), chain)
+    result = steps.guarded("scan", steps.scan, runtime.context(), chain)
+    _again(scan, chain, result)
+    if getattr(result, "finalized", 0):  # the validators have work now, not at the tick
+        for queue in runtime.context().settings.validator_queues:
+            _once(attest, queue, queue=queue)
 
 
 @shared_task(name="relay.deliver", **SHORT)
@@ -81,7 +93,10 @@ def deliver(chain: str) -> None:
     if key is None:
         log.error("relay.deliver needs HUB_RELAYER_KEY in this worker's environment")
         return
-    steps.guarded("deliver", steps.deliver, runtime.context(), chain, key)
+    result = steps.guarded("deliver", steps.deliver, runtime.context(), chain, key)
+    _again(deliver, chain, result)
+    if getattr(result, "sent", 0):
+        _once(confirm, chain)
 
 
 @shared_task(name="relay.confirm", **SHORT)
@@ -90,7 +105,8 @@ def confirm(chain: str) -> None:
     key = runtime.relayer_key()
     if key is None:
         return
-    steps.guarded("confirm", steps.confirm, runtime.context(), chain, key)
+    result = steps.guarded("confirm", steps.confirm, runtime.context(), chain, key)
+    _again(confirm, chain, result)
 
 
 @shared_task(name="relay.guardian", **SHORT)
@@ -115,4 +131,8 @@ def attest(queue: str = "") -> None:
     if validator is None:
         log.error("validator.attest needs HUB_VALIDATOR_KEY in this worker's environment")
         return
-    steps.guarded("attest", steps.attest, runtime.context(), validator)
+    result = steps.guarded("attest", steps.attest, runtime.context(), validator)
+    _again(attest, queue, result, queue=queue or None)
+    if result:  # some messages may have reached their threshold: deliver now
+        for chain in steps.active_chains(runtime.context()):
+            _once(deliver, chain)

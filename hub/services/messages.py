@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, contains_eager, joinedload, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db.models import Asset, Chain, Message, MessageEvent, Route, Transfer, utcnow
@@ -51,6 +54,69 @@ def transition(
     set_committed_value(message, "state", new.value)
     set_committed_value(message, "updated_at", now)
     session.add(MessageEvent(message_id=message.id, state=new.value, at=now, detail=detail))
+
+
+def transition_many(
+    session: Session,
+    messages: Sequence[Message],
+    new: MessageState,
+    detail: str | Callable[[Message], str] | None = None,
+) -> list[Message]:
+    """`transition` for many messages at once: the rows are locked in id order (the one
+    order of every writer), then moved by one conditional UPDATE per current state; the
+    timeline entries go in one flush. Returns the messages this call moved."""
+    by_state: dict[MessageState, list[Message]] = defaultdict(list)
+    for message in messages:
+        current = MessageState(message.state)
+        if current != new:
+            check_transition(current, new)
+            by_state[current].append(message)
+    now, moved = utcnow(), []
+    _lock_rows(session, [m.id for group in by_state.values() for m in group])
+    for current, group in by_state.items():
+        done = _move_rows(session, [m.id for m in group], current, new, now)
+        for message in group:
+            if message.id in done:
+                set_committed_value(message, "state", new.value)
+                set_committed_value(message, "updated_at", now)
+                moved.append(message)
+            else:
+                _lost_race(session, message, new)
+    text = detail if callable(detail) else (lambda _m: detail)
+    session.add_all(
+        MessageEvent(message_id=m.id, state=new.value, at=now, detail=text(m)) for m in moved
+    )
+    return moved
+
+
+def _lock_rows(session: Session, ids: list[str]) -> None:
+    """Row locks in id order (Postgres; SQLite has one writer). `key_share`: FOR NO KEY
+    UPDATE, which leaves inserting attestations and events for these rows free."""
+    if ids:
+        query = select(Message.id).where(Message.id.in_(ids)).order_by(Message.id)
+        session.execute(query.with_for_update(key_share=True))
+
+
+def _move_rows(
+    session: Session, ids: list[str], current: MessageState, new: MessageState, now: datetime
+) -> set[str]:
+    moved = session.scalars(
+        update(Message)
+        .where(Message.id.in_(ids), Message.state == current.value)
+        .values(state=new.value, updated_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(moved)
+
+
+def _lost_race(session: Session, message: Message, new: MessageState) -> None:
+    """Another worker moved the row first: fine if to the same state, else an error."""
+    session.refresh(message, ["state"])
+    if message.state != new.value:
+        raise IllegalTransitionError(
+            f"message {message.id} became {message.state} meanwhile; not moved to {new.value}"
+        )
 
 
 def get_message(session: Session, message_id: str) -> Message:
@@ -128,13 +194,74 @@ def list_messages(
 
 
 def transfers_by_tx(session: Session, src_tx_hash: str) -> list[Transfer]:
+    """With each transfer's message and timeline in the same query (what the API shows)."""
     query = (
         select(Transfer)
         .join(Message, Transfer.message_id == Message.id)
         .where(Message.src_tx_hash == src_tx_hash.lower())
         .order_by(Message.src_log_index)
+        .options(
+            contains_eager(Transfer.message).options(
+                joinedload(Message.events),
+                lazyload(Message.attestations),
+                lazyload(Message.refusals),
+                lazyload(Message.transfer),
+            )
+        )
     )
-    return list(session.scalars(query))
+    return list(session.scalars(query).unique())
+
+
+def message_view(session: Session, message_id: str) -> tuple[Message, dict[int, str], str | None]:
+    """A message as the API shows it, in two round trips rather than one per relation and
+    per registry table: the row with its timeline, attestations, refusals and transfer; then
+    its two chains (names, pauses) with its route's pause. Returns the message, the names of
+    its chains and why it may not move now (see `Pauses.reason`), or None."""
+    query = (
+        select(Message)
+        .where(Message.id == normalize_id(message_id))
+        .options(
+            joinedload(Message.events),
+            joinedload(Message.attestations),
+            joinedload(Message.refusals),
+            joinedload(Message.transfer),
+        )
+    )
+    message = session.scalars(query).unique().one_or_none()
+    if message is None:
+        raise NotFoundError(f"no message with id {message_id}")
+    src, dst = aliased(Chain), aliased(Chain)
+    ends = (message.src_chain_id, message.dst_chain_id)
+    route_status = (
+        select(Route.status)
+        .join(src, Route.src_chain_id == src.id)
+        .join(dst, Route.dst_chain_id == dst.id)
+        .where(src.chain_id == ends[0], dst.chain_id == ends[1])
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Chain.chain_id, Chain.name, Chain.status, route_status).where(
+            Chain.chain_id.in_(ends)
+        )
+    ).all()
+    names = {int(r[0]): str(r[1]) for r in rows}
+    return message, names, _paused(message, rows, names)
+
+
+def _paused(message: Message, rows: Sequence[Any], names: dict[int, str]) -> str | None:
+    """The first reason of `Pauses.reason`, from what `message_view` read."""
+    status = {int(r[0]): str(r[2]) for r in rows}
+    for chain_id in (message.src_chain_id, message.dst_chain_id):
+        if chain_id in status and status[chain_id] != ChainStatus.ACTIVE:
+            return f"chain {names[chain_id]} is {status[chain_id]}"
+    route = rows[0][3] if rows else None
+    if route is not None and route != RouteStatus.ACTIVE:
+        src, dst = names.get(message.src_chain_id), names.get(message.dst_chain_id)
+        return f"route {src} -> {dst} is paused"
+    asset = message.transfer.asset if message.transfer is not None else None
+    if asset is not None and asset.status != AssetStatus.ACTIVE:
+        return f"asset {asset.symbol} is paused"
+    return None
 
 
 def returned_in(session: Session, message_id: str) -> str | None:

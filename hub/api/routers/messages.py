@@ -73,9 +73,8 @@ def list_messages(
 @router.get("/v1/messages/{message_id}", response_model=MessageOut, responses=refusals(404, 422))
 def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
     """A message's state, timeline, transactions, attestations and last error."""
-    message = svc.get_message(session, message_id)
-    paused = svc.Pauses.load(session).reason(message)
-    return MessageOut.of(message, chain_names(session), paused)
+    message, names, paused = svc.message_view(session, message_id)
+    return MessageOut.of(message, names, paused)
 
 
 @router.post(

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from adapters.base import (
     AdapterError,
     ChainAdapter,
-    FeeQuote,
     SignedMessage,
     SignedTx,
     SimulationError,
@@ -30,7 +29,7 @@ from adapters.base import (
 )
 from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
-from hub.services.messages import transition
+from hub.services.messages import transition_many
 from hub.services.relay import funds, leases
 from hub.services.relay.attestations import (
     promote_signed,
@@ -69,7 +68,9 @@ def lease_name(chain: Chain, relayer: str) -> str:
 
 
 def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
-    """One delivery round for a destination chain; a no-op while another process holds it."""
+    """Delivery rounds for a destination chain, one transaction each, while full batches
+    are waiting and the in-flight limit allows (pipelined nonces); a no-op while another
+    process holds the lease."""
     relayer = str(Account.from_key(relayer_key).address)
     report = DeliverReport(chain_name)
     with ctx.transaction() as session:
@@ -80,8 +81,11 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
         if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
             report.note = "another submitter holds the lease"
             return report
+        refresh_validator_set(session, chain, ctx.adapter(chain))  # never sign a stale epoch
     try:
-        _round(ctx, chain_name, relayer, relayer_key, report)
+        for _ in range(ctx.settings.max_in_flight):
+            if not _round(ctx, chain_name, relayer, relayer_key, report):
+                break
     finally:
         with ctx.transaction() as session:
             leases.release(session, lease, owner())
@@ -90,31 +94,38 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
 
 def _round(
     ctx: RelayContext, chain_name: str, relayer: str, key: str, report: DeliverReport
-) -> None:
+) -> bool:
+    """One batch signed, recorded and sent; True when a full one went and more may wait."""
     settings = ctx.settings
     with ctx.transaction() as session:
         chain = session.scalar(select(Chain).where(Chain.name == chain_name))
         assert chain is not None
+        lease = lease_name(chain, relayer)
+        if not leases.acquire(session, lease, owner(), settings.lease_seconds):  # renewed
+            report.note = "the lease ran out"
+            return False
         adapter = ctx.adapter(chain)
-        refresh_validator_set(session, chain, adapter)  # never sign for a stale epoch
         promote_signed(session, chain)
         if _in_flight(session, chain, relayer) >= settings.max_in_flight:
             report.note = "in-flight limit reached"
-            return
+            return False
         batch = pick_batch(session, chain, settings.batch_size)
         if not batch:
-            return
-        signed = _simulated(session, chain, adapter, batch, relayer, ctx)
-        if not signed:
-            return
-        batch, gas = signed
+            return False
+        full = len(batch) >= settings.batch_size
+        simulated = _simulated(session, chain, adapter, batch, relayer, ctx)
+        if simulated is None:
+            return False
+        batch, signed, gas = simulated
         fee = adapter.fee_quote()
         if not funds.can_pay(session, chain, adapter, relayer, gas * fee.max_fee_per_gas):
             report.note = "the relayer cannot pay for a delivery"
-            return
-        tx = _sign(session, chain, adapter, batch, relayer, key, gas, fee)
+            return False
+        nonce = next_nonce(session, chain, adapter, relayer)
+        tx = adapter.sign_delivery(chain.gateway_address, signed, key, nonce, fee, gas)
         _record(session, chain, tx, batch)
-    _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch])
+    # A full batch (even one partly set aside) says more may wait: go on at once.
+    return _send(ctx, chain_name, adapter, tx, report, [m.id for m in batch]) and full
 
 
 def _in_flight(session: Session, chain: Chain, relayer: str) -> int:
@@ -176,6 +187,7 @@ def _deliverable(chain: Chain) -> Select[Message]:
             ~returning.exists(),
         )
         .order_by(Message.created_at, Message.id)
+        .options(lazyload("*"))
     )
 
 
@@ -205,34 +217,51 @@ def _simulated(
     batch: list[Message],
     relayer: str,
     ctx: RelayContext,
-) -> tuple[list[Message], int] | None:
-    """Simulate the batch; when it reverts, simulate each message alone, set aside (failed,
-    with its reason and a backoff) exactly those that revert alone, and go on with the rest.
-    One message that cannot be delivered never holds up the others."""
+) -> tuple[list[Message], list[SignedMessage], int] | None:
+    """The batch (or the first part of it that goes through) and its gas. When the batch
+    reverts, it is halved until each part simulates: a message that reverts alone is set
+    aside (failed, with its reason and a backoff) and the others go on, so one message that
+    cannot be delivered never holds up the others. Halving also finds a part that fits the
+    gas a transaction may use, in a few simulations rather than one per message."""
     signed = signed_batch(session, chain, batch)
+    message_of = {id(one): m for one, m in zip(signed, batch, strict=True)}
     try:
-        return batch, adapter.simulate_delivery(chain.gateway_address, signed, relayer)
+        parts = _passing(chain, adapter, signed, relayer)
+    except SimulationError as exc:  # the chain refused, or it moved between simulations
+        log.warning("delivery blocked", extra={"chain": chain.name, "reason": exc.reason})
+        return None
+    good: tuple[list[Message], list[SignedMessage], int] | None = None
+    for part, outcome in parts:
+        if isinstance(outcome, SimulationError):
+            _fail(session, message_of[id(part[0])], _why(outcome), ctx)
+        elif good is None:
+            good = [message_of[id(one)] for one in part], part, outcome
+    return good
+
+
+Simulated = list[tuple[list[SignedMessage], int | SimulationError]]
+
+
+def _passing(
+    chain: Chain, adapter: ChainAdapter, part: list[SignedMessage], relayer: str
+) -> Simulated:
+    """Each part of `part` with its gas, or (alone) with the revert it meets; a chain-level
+    revert (a pause) is raised: it says nothing about the messages."""
+    try:
+        return [(part, adapter.simulate_delivery(chain.gateway_address, part, relayer))]
     except SimulationError as exc:
         if _chain_level(exc):
-            log.warning("delivery blocked", extra={"chain": chain.name, "reason": exc.reason})
-            return None
-    good: list[tuple[Message, SignedMessage]] = []
-    for message, one in zip(batch, signed, strict=True):
-        try:
-            adapter.simulate_delivery(chain.gateway_address, [one], relayer)
-        except SimulationError as exc:
-            if _chain_level(exc):
-                return None
-            _fail(session, message, f"simulation reverted: {exc.reason or exc}", ctx)
-            continue
-        good.append((message, one))
-    if not good:
-        return None
-    try:
-        gas = adapter.simulate_delivery(chain.gateway_address, [s for _, s in good], relayer)
-    except SimulationError:
-        return None  # the chain moved between the simulations; the next round tries again
-    return [m for m, _ in good], gas
+            raise
+        if len(part) == 1:
+            return [(part, exc)]
+    half = len(part) // 2
+    return _passing(chain, adapter, part[:half], relayer) + _passing(
+        chain, adapter, part[half:], relayer
+    )
+
+
+def _why(exc: SimulationError) -> str:
+    return f"simulation reverted: {exc.reason or exc}"
 
 
 def _chain_level(exc: SimulationError) -> bool:
@@ -256,21 +285,6 @@ def next_nonce(session: Session, chain: Chain, adapter: ChainAdapter, relayer: s
     )
     on_chain = adapter.account_nonce(relayer)
     return max(on_chain, (local + 1) if local is not None else 0)
-
-
-def _sign(
-    session: Session,
-    chain: Chain,
-    adapter: ChainAdapter,
-    batch: list[Message],
-    relayer: str,
-    key: str,
-    gas: int,
-    fee: FeeQuote,
-) -> SignedTx:
-    signed = signed_batch(session, chain, batch)
-    nonce = next_nonce(session, chain, adapter, relayer)
-    return adapter.sign_delivery(chain.gateway_address, signed, key, nonce, fee, gas)
 
 
 def signed_batch(session: Session, chain: Chain, messages: list[Message]) -> list[SignedMessage]:
@@ -299,7 +313,7 @@ def _record(session: Session, chain: Chain, tx: SignedTx, batch: list[Message]) 
     session.add(delivery_row(tx, chain.chain_id, [m.id for m in batch]))
     for message in sorted(batch, key=lambda m: m.id):  # the one row order of every writer
         message.dst_tx_hash = tx.tx_hash
-        transition(session, message, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
+    transition_many(session, batch, _S.SUBMITTED, f"in {tx.tx_hash} (nonce {tx.nonce})")
 
 
 def _send(
@@ -309,16 +323,17 @@ def _send(
     tx: SignedTx,
     report: DeliverReport,
     message_ids: list[str],
-) -> None:
+) -> bool:
     """Broadcast; a failure here is left to confirm, which resends the recorded bytes."""
     try:
         adapter.send_raw(tx.raw)
     except AdapterError as exc:
         log.warning("send failed; confirm will resend", extra={"tx": tx.tx_hash, "error": str(exc)})
         report.note = f"send failed: {exc}"
-        return
-    report.sent, report.tx_hash = len(message_ids), tx.tx_hash
+        return False
+    report.sent, report.tx_hash = report.sent + len(message_ids), tx.tx_hash
     log.info(
         "delivery sent",
         extra={"chain": chain_name, "tx": tx.tx_hash, "message_ids": message_ids},
     )
+    return True

@@ -4,14 +4,16 @@ park), or held up by something that passes (a rate limit, a pause: wait, no atte
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, lazyload
 
-from adapters.base import DeliveryOutcome
+from adapters.base import DeliveryOutcome, DeliveryStatus
 from hub.db.models import Message, utcnow
 from hub.domain.states import MessageState
-from hub.services.messages import transition
+from hub.services.messages import transition, transition_many
 
 _S = MessageState
 # Reverts that are nobody's fault but time's: the destination bridge's rate limit has no room
@@ -40,6 +42,33 @@ def mark_delivered(session: Session, outcome: DeliveryOutcome) -> int:
     message.dst_tx_hash, message.dst_block_number = outcome.tx_hash, outcome.block_number
     transition(session, message, _S.DELIVERED, f"delivered in {outcome.tx_hash}")
     return 1
+
+
+def mark_all_delivered(session: Session, found: Sequence[DeliveryOutcome]) -> int:
+    """`mark_delivered` for many outcomes: the messages read in one query and moved together
+    (those that need finality inferred first go one by one). Returns how many changed."""
+    delivered = {
+        "0x" + o.message_id.hex(): o for o in found if o.status is DeliveryStatus.DELIVERED
+    }
+    rows = session.scalars(
+        select(Message)
+        .where(Message.id.in_(sorted(delivered)))
+        .order_by(Message.id)
+        .options(lazyload("*"))
+    )
+    ready, settled = [], 0
+    for message in rows:
+        outcome = delivered[message.id]
+        if message.state in (_S.DELIVERED, _S.RETURNED):
+            continue
+        if message.state in (_S.OBSERVED, _S.ORPHANED):
+            settled += mark_delivered(session, outcome)
+            continue
+        message.next_attempt_at = None
+        message.dst_tx_hash, message.dst_block_number = outcome.tx_hash, outcome.block_number
+        ready.append(message)
+    moved = transition_many(session, ready, _S.DELIVERED, lambda m: f"delivered in {m.dst_tx_hash}")
+    return settled + len(moved)
 
 
 def mark_returned(session: Session, outcome: DeliveryOutcome) -> int:
