@@ -21,8 +21,8 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
-from adapters.evm.devnet import Devnet, DevnetError, contract, up
-from adapters.evm.nodes import port_free
+from adapters.evm.devnet import Devnet, contract, up
+from adapters.evm.nodes import DevnetError, port_free
 
 TOPIC_SENT = (
     "0x" + keccak(text="MessageSent(bytes32,uint64,address,uint64,address,uint64,bytes)").hex()
