@@ -8,10 +8,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session, aliased, contains_eager, joinedload, lazyload
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.orm import (
+    Session,
+    aliased,
+    contains_eager,
+    defaultload,
+    joinedload,
+    lazyload,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db.models import Asset, Chain, Message, MessageEvent, Route, Transfer, utcnow
@@ -206,57 +214,66 @@ def transfers_by_tx(session: Session, src_tx_hash: str) -> list[Transfer]:
                 lazyload(Message.attestations),
                 lazyload(Message.refusals),
                 lazyload(Message.transfer),
-            )
+            ),
+            defaultload(Transfer.asset).lazyload(Asset.deployments),
         )
     )
     return list(session.scalars(query).unique())
 
 
 def message_view(session: Session, message_id: str) -> tuple[Message, dict[int, str], str | None]:
-    """A message as the API shows it, in two round trips rather than one per relation and
-    per registry table: the row with its timeline, attestations, refusals and transfer; then
-    its two chains (names, pauses) with its route's pause. Returns the message, the names of
-    its chains and why it may not move now (see `Pauses.reason`), or None."""
-    query = (
-        select(Message)
-        .where(Message.id == normalize_id(message_id))
+    """A message as the API shows it, in one query rather than one per relation and per
+    registry table: the row with its timeline, attestations, refusals and transfer, and
+    its chains' names and statuses and its route's status beside it. Returns the message,
+    the names of its chains and why it may not move now (as `Pauses.reason`), or None."""
+    query = _message_view_query()
+    row = session.execute(query, {"message_id": normalize_id(message_id)}).unique().one_or_none()
+    if row is None:
+        raise NotFoundError(f"no message with id {message_id}")
+    message, src_name, src_status, dst_name, dst_status, route_status = row
+    ends = {
+        message.src_chain_id: (src_name, src_status),
+        message.dst_chain_id: (dst_name, dst_status),
+    }
+    names = {cid: str(name) for cid, (name, _) in ends.items() if name is not None}
+    return message, names, _paused(message, ends, route_status)
+
+
+@cache  # built once: making the aliases and subqueries cost more than running the query
+def _message_view_query() -> Select[Any]:
+    src, dst = aliased(Chain), aliased(Chain)
+    on_src, on_dst = src.chain_id == Message.src_chain_id, dst.chain_id == Message.dst_chain_id
+    route = select(Route.status).join(src, Route.src_chain_id == src.id)
+    route = route.join(dst, Route.dst_chain_id == dst.id).where(on_src, on_dst)
+    return (
+        select(
+            Message,
+            select(src.name).where(on_src).scalar_subquery(),
+            select(src.status).where(on_src).scalar_subquery(),
+            select(dst.name).where(on_dst).scalar_subquery(),
+            select(dst.status).where(on_dst).scalar_subquery(),
+            route.scalar_subquery(),
+        )
+        .where(Message.id == bindparam("message_id"))
         .options(
             joinedload(Message.events),
             joinedload(Message.attestations),
             joinedload(Message.refusals),
-            joinedload(Message.transfer),
+            joinedload(Message.transfer).joinedload(Transfer.asset).lazyload(Asset.deployments),
         )
     )
-    message = session.scalars(query).unique().one_or_none()
-    if message is None:
-        raise NotFoundError(f"no message with id {message_id}")
-    src, dst = aliased(Chain), aliased(Chain)
-    ends = (message.src_chain_id, message.dst_chain_id)
-    route_status = (
-        select(Route.status)
-        .join(src, Route.src_chain_id == src.id)
-        .join(dst, Route.dst_chain_id == dst.id)
-        .where(src.chain_id == ends[0], dst.chain_id == ends[1])
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(Chain.chain_id, Chain.name, Chain.status, route_status).where(
-            Chain.chain_id.in_(ends)
-        )
-    ).all()
-    names = {int(r[0]): str(r[1]) for r in rows}
-    return message, names, _paused(message, rows, names)
 
 
-def _paused(message: Message, rows: Sequence[Any], names: dict[int, str]) -> str | None:
+def _paused(
+    message: Message, ends: dict[int, tuple[str | None, str | None]], route: str | None
+) -> str | None:
     """The first reason of `Pauses.reason`, from what `message_view` read."""
-    status = {int(r[0]): str(r[2]) for r in rows}
     for chain_id in (message.src_chain_id, message.dst_chain_id):
-        if chain_id in status and status[chain_id] != ChainStatus.ACTIVE:
-            return f"chain {names[chain_id]} is {status[chain_id]}"
-    route = rows[0][3] if rows else None
+        name, status = ends[chain_id]
+        if status is not None and status != ChainStatus.ACTIVE:
+            return f"chain {name} is {status}"
     if route is not None and route != RouteStatus.ACTIVE:
-        src, dst = names.get(message.src_chain_id), names.get(message.dst_chain_id)
+        src, dst = ends[message.src_chain_id][0], ends[message.dst_chain_id][0]
         return f"route {src} -> {dst} is paused"
     asset = message.transfer.asset if message.transfer is not None else None
     if asset is not None and asset.status != AssetStatus.ACTIVE:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 from eth_account import Account
 from sqlalchemy import Select, and_, func, or_, select
@@ -27,7 +28,16 @@ from adapters.base import (
 from adapters.base import (
     Message as WireMessage,
 )
-from hub.db.models import Asset, Chain, Delivery, Message, Route, Transfer, utcnow
+from hub.db.models import (
+    Asset,
+    Chain,
+    Delivery,
+    Message,
+    Route,
+    Transfer,
+    ValidatorSet,
+    utcnow,
+)
 from hub.domain.states import AssetStatus, ChainStatus, MessageState, RouteStatus
 from hub.services.messages import transition_many
 from hub.services.relay import funds, leases
@@ -81,7 +91,7 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
         if not leases.acquire(session, lease, owner(), ctx.settings.lease_seconds):
             report.note = "another submitter holds the lease"
             return report
-        refresh_validator_set(session, chain, ctx.adapter(chain))  # never sign a stale epoch
+        _refresh_if_old(session, chain, ctx.adapter(chain))
     try:
         for _ in range(ctx.settings.max_in_flight):
             if not _round(ctx, chain_name, relayer, relayer_key, report):
@@ -227,6 +237,9 @@ def _simulated(
     message_of = {id(one): m for one, m in zip(signed, batch, strict=True)}
     try:
         parts = _passing(chain, adapter, signed, relayer)
+        whole = len(parts) == 1 and not isinstance(parts[0][1], SimulationError)
+        if not whole and _epoch_moved(session, chain, adapter):
+            return None  # signed for a set that is gone: the messages wait for new signatures
     except SimulationError as exc:  # the chain refused, or it moved between simulations
         log.warning("delivery blocked", extra={"chain": chain.name, "reason": exc.reason})
         return None
@@ -258,6 +271,24 @@ def _passing(
     return _passing(chain, adapter, part[:half], relayer) + _passing(
         chain, adapter, part[half:], relayer
     )
+
+
+# The destination's validator set is read again when this old, and before a batch that does
+# not simulate charges any message: signatures of a replaced set must never count as the
+# messages' fault.
+SET_MAX_AGE = timedelta(seconds=2)
+
+
+def _refresh_if_old(session: Session, chain: Chain, adapter: ChainAdapter) -> None:
+    vset = session.get(ValidatorSet, chain.id)
+    if vset is None or utcnow() - vset.updated_at > SET_MAX_AGE:
+        refresh_validator_set(session, chain, adapter)
+
+
+def _epoch_moved(session: Session, chain: Chain, adapter: ChainAdapter) -> bool:
+    vset = session.get(ValidatorSet, chain.id)
+    before = vset.epoch if vset is not None else None
+    return refresh_validator_set(session, chain, adapter).epoch != before
 
 
 def _why(exc: SimulationError) -> str:
