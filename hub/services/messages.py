@@ -94,6 +94,9 @@ def transition_many(
     session.add_all(
         MessageEvent(message_id=m.id, state=new.value, at=now, detail=text(m)) for m in moved
     )
+    # Written now, while the moved rows are still held: the metrics read each delivered
+    # message's route and birth from the session, and a row it no longer holds is a query.
+    session.flush()
     return moved
 
 
