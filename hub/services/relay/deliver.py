@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -77,6 +78,9 @@ def lease_name(chain: Chain, relayer: str) -> str:
     return f"deliver:{chain.chain_id}:{relayer.lower()}"
 
 
+STEP_SECONDS = 2.0
+
+
 def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> DeliverReport:
     """Delivery rounds for a destination chain, one transaction each, while full batches
     are waiting and the in-flight limit allows (pipelined nonces); a no-op while another
@@ -92,9 +96,14 @@ def deliver_ready(ctx: RelayContext, chain_name: str, relayer_key: str) -> Deliv
             report.note = "another submitter holds the lease"
             return report
         _refresh_if_old(session, chain, ctx.adapter(chain))
+    # Bounded in time too: the step hands its worker back (and is sent again at once when it
+    # did work), so scans and the other chains' steps are not kept waiting behind it.
+    deadline = time.monotonic() + STEP_SECONDS
     try:
         for _ in range(ctx.settings.max_in_flight):
             if not _round(ctx, chain_name, relayer, relayer_key, report):
+                break
+            if time.monotonic() > deadline:
                 break
     finally:
         with ctx.transaction() as session:
