@@ -132,12 +132,7 @@ def _round(
     batch, even one partly set aside)."""
     key, settings = ports.key("relayer"), ports.settings
     relayer, adapter = relayer_address(key), ports.adapter(chain)
-    if not _renewed(session, chain, relayer, settings):
-        report.note = "the lease ran out"
-        return None, False
-    promote_signed(session, chain)
-    if _in_flight(session, chain, relayer) >= settings.max_in_flight:
-        report.note = "in-flight limit reached"
+    if not _may_sign(session, chain, relayer, settings, report):
         return None, False
     batch = pick_batch(session, chain, settings.batch_size)
     if not batch:
@@ -155,6 +150,23 @@ def _round(
     tx = adapter.sign_delivery(chain.gateway_address, signed, key, nonce, fee, gas)
     _record(session, chain, tx, batch)
     return partial(_send, chain.name, adapter, tx, report, [m.id for m in batch]), full
+
+
+def _may_sign(
+    session: Session, chain: Chain, relayer: str, settings: Settings, report: DeliverReport
+) -> bool:
+    """Whether a round may sign a batch: the chain still active (it may have been paused
+    since the last round's commit), the lease still ours, room in flight."""
+    if chain.status != ChainStatus.ACTIVE:
+        return False
+    if not _renewed(session, chain, relayer, settings):
+        report.note = "the lease ran out"
+        return False
+    promote_signed(session, chain)
+    if _in_flight(session, chain, relayer) >= settings.max_in_flight:
+        report.note = "in-flight limit reached"
+        return False
+    return True
 
 
 def _renewed(session: Session, chain: Chain, relayer: str, settings: Settings) -> bool:
