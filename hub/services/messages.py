@@ -137,6 +137,27 @@ def _write_many(
     session: Session, messages: Sequence[Message], taken: dict[str, list[Step]]
 ) -> list[Message]:
     now = utcnow()
+    # Locked before any of them is written, in id order (`messages` is sorted by id).
+    _lock_rows(session, [m.id for m in messages if taken[m.id]])
+    moved: list[Message] = []
+    for (current, new), group in _set_fields(messages, taken, now).items():
+        moved += _move_group(session, group, current, new, now)
+    session.add_all(
+        MessageEvent(message_id=m.id, state=s.after.state.value, at=now, detail=s.detail)
+        for m in moved
+        for s in taken[m.id]
+        if s.moves
+    )
+    # Written now, while the moved rows are still held: the metrics read each delivered
+    # message's route and birth from the session, and a row it no longer holds is a query.
+    session.flush()
+    return sorted(moved, key=lambda m: m.id)
+
+
+def _set_fields(
+    messages: Sequence[Message], taken: dict[str, list[Step]], now: datetime
+) -> dict[tuple[MessageState, MessageState], list[Message]]:
+    """Write the side fields the steps changed; the messages whose state moves, by move."""
     by_move: dict[tuple[MessageState, MessageState], list[Message]] = defaultdict(list)
     for message in messages:
         steps = taken[message.id]
@@ -150,28 +171,27 @@ def _write_many(
             by_move[(first.state, last.state)].append(message)
         else:
             message.updated_at = now
-    moving = [m for group in by_move.values() for m in group]
-    _lock_rows(session, sorted(m.id for m in moving))
-    moved: list[Message] = []
-    for (current, new), group in by_move.items():
-        done = _move_rows(session, [m.id for m in group], current, new, now)
-        for message in group:
-            if message.id in done:
-                set_committed_value(message, "state", new.value)
-                set_committed_value(message, "updated_at", now)
-                moved.append(message)
-            else:
-                _lost_race(session, message, new)
-    session.add_all(
-        MessageEvent(message_id=m.id, state=s.after.state.value, at=now, detail=s.detail)
-        for m in moved
-        for s in taken[m.id]
-        if s.moves
-    )
-    # Written now, while the moved rows are still held: the metrics read each delivered
-    # message's route and birth from the session, and a row it no longer holds is a query.
-    session.flush()
-    return sorted(moved, key=lambda m: m.id)
+    return by_move
+
+
+def _move_group(
+    session: Session,
+    group: list[Message],
+    current: MessageState,
+    new: MessageState,
+    now: datetime,
+) -> list[Message]:
+    """One conditional UPDATE for messages making the same move; those it moved."""
+    done = _move_rows(session, [m.id for m in group], current, new, now)
+    moved = []
+    for message in group:
+        if message.id in done:
+            set_committed_value(message, "state", new.value)
+            set_committed_value(message, "updated_at", now)
+            moved.append(message)
+        else:
+            _lost_race(session, message, new)
+    return moved
 
 
 def _lock_rows(session: Session, ids: list[str]) -> None:
