@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 GETH_VERSION := v1.17.10
 GETH := .tools/geth-$(GETH_VERSION)/bin/geth
 
-.PHONY: setup services browser run test test-unit soak reliability lint contracts web devnet clean
+.PHONY: setup services browser run test test-unit soak reliability bench lint contracts web devnet clean
 
 setup: $(VENV)/.synced node_modules/.installed $(GETH)
 
@@ -55,6 +55,11 @@ reliability: setup services
 	rm -rf results/faults
 	ISLANDS_FAULT_FIGURES=1 $(BIN)/pytest tests/faults
 	$(BIN)/python scripts/reliability_table.py --doc docs/reliability.md
+
+# The benchmark of issue 8 (never part of `make test`): a table, and JSON in bench/results/.
+# ARGS="--quick" for a smoke run; ARGS="--only raw,reads" for some scenarios; see bench/run.py.
+bench: setup services
+	$(BIN)/python -m bench $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from eth_abi.abi import encode as abi_encode
@@ -108,7 +109,12 @@ class Message:
     @property
     def id(self) -> bytes:
         """keccak256(abi.encode(message)), the key of a message everywhere."""
-        return keccak(abi_encode([MESSAGE_ABI_TYPE], [self.as_tuple()]))
+        return _message_id(self)
+
+
+@lru_cache(maxsize=8192)  # a relay step asks a message's id several times; it is pure
+def _message_id(message: Message) -> bytes:
+    return keccak(abi_encode([MESSAGE_ABI_TYPE], [message.as_tuple()]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from eth_account import Account
-from eth_keys.backends import NativeECCBackend
+from eth_keys.backends.native.main import NativeECCBackend
 from eth_keys.datatypes import Signature
 
 from hub.domain.attestation import attestation_digest, recover_signer, sign_digest

@@ -92,11 +92,15 @@ def api(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         log_config=None,
         access_log=False,  # the API logs each write and refusal itself, as JSON
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
     )
 
 
 # Open feed streams end within this when the server stops (they never end by themselves).
 GRACEFUL_SECONDS = 5
+# A worker busy at full load on a loaded machine may answer its parent's ping late; uvicorn's
+# 5 s default had it killed and restarted mid-benchmark.
+HEALTHCHECK_SECONDS = 30
 
 
 @devnet_app.command("up")

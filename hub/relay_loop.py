@@ -33,11 +33,16 @@ class RelayLoop(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.ctx.settings.tick_seconds):
+        busy = False
+        # A tick that did work goes on at once (its steps' batches are bounded, so more may
+        # wait: the runner's `follow_ups`, a tick at a time); an idle one waits for the next.
+        while not self._stop_event.wait(0 if busy else self.ctx.settings.tick_seconds):
             try:
-                self.tick()
+                busy = self.tick()
             except Exception:  # a bad tick is logged; the loop must outlive it
                 log.exception("relay tick failed")
+                busy = False
 
-    def tick(self) -> None:
-        self.runner.tick(self._validators)
+    def tick(self) -> bool:
+        """One step of every kind of work; whether any did work."""
+        return self.runner.tick(self._validators)

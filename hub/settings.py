@@ -65,8 +65,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long a dead submitter's or scanner's lock lasts"
     )
     scan_range: int = Field(default=500, ge=1, description="Most blocks read in one scan")
-    batch_size: int = Field(default=50, ge=1, le=500)
-    max_in_flight: int = Field(default=4, ge=1, description="Delivery txs pending per chain+key")
+    # ~100 bridge transfers take ~10M gas: well inside a block and EIP-7825's 2^24 per tx
+    # (a batch over it is halved by the simulation); the raw limit peaks at 50-200.
+    batch_size: int = Field(default=100, ge=1, le=500)
+    max_in_flight: int = Field(
+        default=8, ge=1, description="Delivery txs pending per chain+key (pipelined nonces)"
+    )
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     stuck_after_seconds: float = Field(default=12.0, gt=0)

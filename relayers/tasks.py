@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 from redis import Redis
 from redis.exceptions import RedisError
 
-from hub.services.relay.runner import Runner
+from hub.services.relay.runner import Runner, follow_ups
 from hub.settings import Settings
 from relayers import runtime
 
@@ -68,6 +68,23 @@ def _forget_pending(**_: Any) -> None:
         client.close()
 
 
+def _step(stage: str, arg: str, target: Any = None, queue: str | None = None) -> None:
+    """Run one step, then send at once what the runner says follows it (`follow_ups`)."""
+    runner = _runner()
+    report = runner.run(stage, arg if target is None else target)
+    for step in follow_ups(stage, arg, report):
+        if step.stage == stage:
+            _once(TASKS[stage], arg, queue=queue)  # the same step again (queue: attest's)
+        elif step.stage == "attest":
+            for name in runtime.context().settings.validator_queues:
+                _once(attest, name, queue=name)
+        elif step.target is not None:
+            _once(TASKS[step.stage], step.target)
+        else:
+            for chain in runner.active_chains():
+                _once(TASKS[step.stage], chain)
+
+
 def _started(name: str, arg: str) -> None:
     """The step runs now: the next tick may enqueue the next one."""
     runtime.redis().delete(_key(name, arg))
@@ -76,7 +93,7 @@ def _started(name: str, arg: str) -> None:
 @shared_task(name="relay.scan", **SHORT)
 def scan(chain: str) -> None:
     _started("relay.scan", chain)
-    _runner().run("scan", chain)
+    _step("scan", chain)
 
 
 @shared_task(name="relay.deliver", **SHORT)
@@ -86,7 +103,7 @@ def deliver(chain: str) -> None:
     if not runner.can_run("deliver"):
         log.error("relay.deliver needs HUB_RELAYER_KEY in this worker's environment")
         return
-    runner.run("deliver", chain)
+    _step("deliver", chain)
 
 
 @shared_task(name="relay.confirm", **SHORT)
@@ -94,7 +111,7 @@ def confirm(chain: str) -> None:
     _started("relay.confirm", chain)
     runner = _runner()
     if runner.can_run("confirm"):
-        runner.run("confirm", chain)
+        _step("confirm", chain)
 
 
 @shared_task(name="relay.guardian", **SHORT)
@@ -118,4 +135,7 @@ def attest(queue: str = "") -> None:
     if validator is None:
         log.error("validator.attest needs HUB_VALIDATOR_KEY in this worker's environment")
         return
-    _runner().run("attest", validator)
+    _step("attest", queue, validator, queue=queue or None)
+
+
+TASKS: dict[str, Any] = {"scan": scan, "deliver": deliver, "confirm": confirm, "attest": attest}

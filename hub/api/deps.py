@@ -21,6 +21,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def read_sessions(request: Request) -> sessionmaker[Session]:
+    """Sessions for reads that open and close in one call, each statement on its own (no
+    transaction around them): never for writes."""
+    factory: sessionmaker[Session] = request.app.state.read_sessionmaker
+    return factory
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """A session whose writes count only if the endpoint calls `commit`; else rolled back."""
     factory: sessionmaker[Session] = request.app.state.sessionmaker

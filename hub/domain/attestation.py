@@ -6,9 +6,10 @@ epoch, so a signature is good for one message, one gateway, one set.
 
 from __future__ import annotations
 
-from coincurve import PublicKey
+from functools import lru_cache
+
+from coincurve import PrivateKey, PublicKey
 from eth_abi.abi import encode as abi_encode
-from eth_account import Account
 from eth_keys.constants import SECPK1_N
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -21,6 +22,7 @@ DOMAIN_TYPEHASH = keccak(
 ATTESTATION_TYPEHASH = keccak(text="Attestation(bytes32 messageId,uint64 epoch)")
 
 
+@lru_cache(maxsize=64)  # one per destination gateway: computed once, not per message
 def domain_separator(dst_chain_id: int, gateway: str) -> bytes:
     return keccak(
         abi_encode(
@@ -45,9 +47,15 @@ def attestation_digest(message_id: bytes, epoch: int, dst_chain_id: int, gateway
 
 
 def sign_digest(digest: bytes, private_key: str) -> bytes:
-    """A 65-byte (r, s, v) signature, as the gateway's ECDSA.recover takes it."""
-    signed = Account.unsafe_sign_hash(digest, private_key)
-    return bytes(signed.signature)
+    """A 65-byte (r, s, v) signature, as the gateway's ECDSA.recover takes it: libsecp256k1
+    through coincurve (deterministic RFC 6979 nonces, low s), v 27/28."""
+    signed = _private_key(private_key).sign_recoverable(digest, hasher=None)
+    return signed[:64] + bytes([signed[64] + 27])
+
+
+@lru_cache(maxsize=8)  # a process signs with one key or a few; parsing it once is enough
+def _private_key(private_key: str) -> PrivateKey:
+    return PrivateKey(bytes.fromhex(private_key.removeprefix("0x")))
 
 
 def normalize_signature(signature: bytes) -> bytes:

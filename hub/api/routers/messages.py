@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import TypeAdapter
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
-from hub.api.deps import OperatorDep, SessionDep, commit
+from hub.api.deps import OperatorDep, SessionDep, commit, read_sessions
 from hub.api.errors import BODY, WRITE, refusals
 from hub.api.schemas import (
     AttestationAccepted,
@@ -71,11 +73,20 @@ def list_messages(
 
 
 @router.get("/v1/messages/{message_id}", response_model=MessageOut, responses=refusals(404, 422))
-def get_message(message_id: MessageId, session: SessionDep) -> MessageOut:
+async def get_message(message_id: MessageId, request: Request) -> Response:
     """A message's state, timeline, transactions, attestations and last error."""
-    message = svc.get_message(session, message_id)
-    paused = svc.Pauses.load(session).reason(message)
-    return MessageOut.of(message, chain_names(session), paused)
+    body = await run_in_threadpool(_message_json, read_sessions(request), message_id)
+    return Response(body, media_type="application/json")
+
+
+def _message_json(factory: sessionmaker[Session], message_id: str) -> bytes:
+    # The session opens and closes in this one call: a hot read holds its connection only
+    # while it reads (a request-scoped session held it until after the response was sent,
+    # and under load every connection waited there while the threads waited for one). The
+    # body is the model's own JSON: FastAPI would validate the model a second time.
+    with factory() as session:
+        message, names, paused = svc.message_view(session, message_id)
+        return MessageOut.of(message, names, paused).model_dump_json().encode()
 
 
 @router.post(
@@ -108,13 +119,23 @@ def retry(message_id: MessageId, session: SessionDep, principal: OperatorDep) ->
 
 
 @router.get("/v1/transfers", response_model=list[TransferOut], responses=refusals(422))
-def list_transfers(
-    session: SessionDep,
+async def list_transfers(
+    request: Request,
     src_tx_hash: Annotated[str, Query(pattern=r"^0x[0-9a-fA-F]{64}$")],
-) -> list[TransferOut]:
+) -> Response:
     """The transfers a source transaction made."""
-    names = chain_names(session)
-    return [TransferOut.of(t, names) for t in svc.transfers_by_tx(session, src_tx_hash)]
+    body = await run_in_threadpool(_transfers_json, read_sessions(request), src_tx_hash)
+    return Response(body, media_type="application/json")
+
+
+_TRANSFERS = TypeAdapter(list[TransferOut])
+
+
+def _transfers_json(factory: sessionmaker[Session], src_tx_hash: str) -> bytes:
+    with factory() as session:  # one call, and the body as JSON, as in _message_json
+        names = chain_names(session)
+        found = [TransferOut.of(t, names) for t in svc.transfers_by_tx(session, src_tx_hash)]
+        return _TRANSFERS.dump_json(found)
 
 
 @router.get("/v1/transfers/{message_id}", response_model=TransferOut, responses=refusals(404, 422))

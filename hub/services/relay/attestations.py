@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from adapters.base import OutboxReader
 from hub.db.models import Attestation, Chain, Message, ValidatorSet, utcnow
 from hub.domain.attestation import attestation_digest, normalize_signature, recover_signer
 from hub.domain.errors import ConflictError, InvalidInputError
 from hub.domain.states import MessageState
-from hub.services.messages import lifecycle
+from hub.services.messages import lifecycle, lifecycles
 
 _S = MessageState
 ATTESTABLE = frozenset({_S.FINALIZED, _S.ATTESTED, _S.SUBMITTED, _S.FAILED, _S.REJECTED})
@@ -96,6 +96,103 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
     if message.state == _S.FINALIZED and _count(session, message, vset.epoch) >= vset.threshold:
         lifecycle(session, message).attest(vset.threshold, len(vset.validators))
     return signer
+
+
+def record_attestations(session: Session, signatures: dict[str, bytes]) -> int:
+    """`record_attestation` for a validator's batch: {message id: signature}. Each is stored
+    only if it recovers to a member of its destination's current set and its message can be
+    signed; those at the threshold are promoted together. Returns how many were stored."""
+    messages = list(
+        session.scalars(
+            select(Message)
+            .where(Message.id.in_(list(signatures)))
+            .order_by(Message.id)
+            .options(lazyload("*"))
+        )
+    )
+    rows, epochs = [], {}
+    for message in messages:
+        if MessageState(message.state) not in ATTESTABLE:
+            continue
+        dst = _destination(session, message.dst_chain_id)
+        if dst is None:
+            continue
+        chain, vset = dst
+        try:
+            signature = normalize_signature(signatures[message.id])
+            signer = _signer(message, chain, vset, signature)
+        except InvalidInputError:
+            continue
+        epochs[message.id] = vset.epoch
+        rows.append(
+            Attestation(
+                message_id=message.id,
+                validator=signer,
+                epoch=vset.epoch,
+                signature="0x" + signature.hex(),
+            )
+        )
+    if not _insert_all(session, rows):
+        return sum(_insert_one(session, m, signatures[m.id]) for m in messages)
+    _promote(session, [m for m in messages if m.id in epochs])
+    return len(rows)
+
+
+def _destination(session: Session, chain_id: int) -> tuple[Chain, ValidatorSet] | None:
+    """A destination chain and its current set, read once per session."""
+    cache: dict[int, tuple[Chain, ValidatorSet] | None] = session.info.setdefault(
+        "destinations", {}
+    )
+    if chain_id not in cache:
+        dst = chain_by_chain_id(session, chain_id)
+        vset = session.get(ValidatorSet, dst.id) if dst is not None else None
+        cache[chain_id] = (dst, vset) if dst is not None and vset is not None else None
+    return cache[chain_id]
+
+
+def _insert_all(session: Session, rows: list[Attestation]) -> bool:
+    """All in one flush; False (nothing written) when one of them was stored meanwhile."""
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _insert_one(session: Session, message: Message, signature: bytes) -> int:
+    try:
+        record_attestation(session, message, signature)
+    except (InvalidInputError, ConflictError):
+        return 0
+    return 1
+
+
+def _promote(session: Session, messages: list[Message]) -> None:
+    """Attest the finalized ones whose stored current-epoch signatures meet the threshold."""
+    waiting = [m for m in messages if m.state == _S.FINALIZED]
+    if not waiting:
+        return
+    query = (
+        select(Attestation.message_id, func.count(Attestation.id))
+        .join(Message, Message.id == Attestation.message_id)
+        .join(Chain, Chain.chain_id == Message.dst_chain_id)
+        .join(
+            ValidatorSet,
+            and_(ValidatorSet.chain_key == Chain.id, ValidatorSet.epoch == Attestation.epoch),
+        )
+        .where(Attestation.message_id.in_([m.id for m in waiting]))
+        .group_by(Attestation.message_id)
+    )
+    counts = {message_id: int(n) for message_id, n in session.execute(query)}
+    for chain_id in {m.dst_chain_id for m in waiting}:
+        dst = _destination(session, chain_id)
+        if dst is None or dst[1].threshold < 1:
+            continue
+        vset = dst[1]
+        mine = [m for m in waiting if m.dst_chain_id == chain_id]
+        ready = [m for m in mine if counts.get(m.id, 0) >= vset.threshold]
+        _attest_all(session, ready, vset)
 
 
 def _signer(message: Message, dst: Chain, vset: ValidatorSet, signature: bytes) -> str:
@@ -188,23 +285,28 @@ def promote_signed(session: Session, dst: Chain) -> int:
     vset = session.get(ValidatorSet, dst.id)
     if vset is None or vset.threshold < 1:
         return 0
-    signed = (
-        select(Attestation.message_id)
-        .where(Attestation.epoch == vset.epoch)
-        .group_by(Attestation.message_id)
-        .having(func.count(Attestation.id) >= vset.threshold)
+    # Counted per waiting message (an index lookup each), not over the whole table.
+    signatures = (
+        select(func.count(Attestation.id))
+        .where(Attestation.message_id == Message.id, Attestation.epoch == vset.epoch)
+        .scalar_subquery()
     )
-    ready = session.scalars(
-        select(Message)
-        .where(
-            Message.dst_chain_id == dst.chain_id,
-            Message.state == _S.FINALIZED.value,
-            Message.id.in_(signed),
+    ready = list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.dst_chain_id == dst.chain_id,
+                Message.state == _S.FINALIZED.value,
+                signatures >= vset.threshold,
+            )
+            .order_by(Message.id)
+            .options(lazyload("*"))
         )
-        .order_by(Message.id)
     )
-    promoted = 0
-    for message in ready:
-        lifecycle(session, message).attest(vset.threshold, len(vset.validators))
-        promoted += 1
-    return promoted
+    return len(_attest_all(session, ready, vset))
+
+
+def _attest_all(session: Session, ready: list[Message], vset: ValidatorSet) -> list[Message]:
+    """Move messages whose signatures meet the threshold to attested, together."""
+    threshold, members = vset.threshold, len(vset.validators)
+    return lifecycles(session, ready).move(lambda life, _m: life.attest(threshold, members))

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from eth_account import Account
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from adapters.base import (
     AdapterError,
@@ -27,7 +27,7 @@ from hub.domain.states import OPEN_DELIVERY_TX, AlertKind, DeliveryTxStatus, Mes
 from hub.services import alerts
 from hub.services.messages import backoff_policy, lifecycle
 from hub.services.relay.deliver import delivery_row, signed_batch
-from hub.services.relay.outcomes import mark_delivered
+from hub.services.relay.outcomes import mark_all_delivered
 from hub.services.relay.ports import Ports
 from hub.settings import Settings
 
@@ -134,16 +134,16 @@ def settle(
     found = adapter.delivery_outcomes(
         chain.gateway_address, receipt.block_number, receipt.block_number
     )
-    by_id = {"0x" + o.message_id.hex(): o for o in found if o.tx_hash == tx.tx_hash}
+    mine = [o for o in found if o.tx_hash == tx.tx_hash]
+    mark_all_delivered(session, mine)
+    by_id = {"0x" + o.message_id.hex(): o for o in mine}
     for message in messages:
         outcome = by_id.get(message.id)
-        if outcome is None or outcome.status is DeliveryStatus.SKIPPED:
-            # Skipped: delivered or returned by another transaction, which the scan reads
-            # (and settles the message by) in its own block.
+        # Skipped: delivered or returned by another transaction, which the scan reads (and
+        # settles the message by) in its own block.
+        if outcome is None or outcome.status in (DeliveryStatus.SKIPPED, DeliveryStatus.DELIVERED):
             continue
-        if outcome.status is DeliveryStatus.DELIVERED:
-            mark_delivered(session, outcome)
-        elif message.state == _S.SUBMITTED:
+        if message.state == _S.SUBMITTED:
             _fail(settings, session, message, f"recipient reverted: {outcome.reason}")
 
 
@@ -178,7 +178,8 @@ def _fail(settings: Settings, session: Session, message: Message, error: str) ->
 
 def _messages(session: Session, ids: list[str]) -> list[Message]:
     """In id order, the one order every writer of message rows uses (no deadlocks)."""
-    return list(session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)))
+    query = select(Message).where(Message.id.in_(ids)).order_by(Message.id)
+    return list(session.scalars(query.options(lazyload("*"))))
 
 
 def _dropped(settings: Settings, session: Session, txs: list[Delivery]) -> None:

@@ -3,11 +3,15 @@ its recipient). Failures and waits are the lifecycle's (`Lifecycle.fail`)."""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+from collections.abc import Sequence
 
-from adapters.base import DeliveryOutcome
+from sqlalchemy import select
+from sqlalchemy.orm import Session, lazyload
+
+from adapters.base import DeliveryOutcome, DeliveryStatus
 from hub.db.models import Message
-from hub.services.messages import lifecycle
+from hub.domain.lifecycle import Lifecycle
+from hub.services.messages import lifecycle, lifecycles
 
 
 def _message(session: Session, outcome: DeliveryOutcome) -> Message | None:
@@ -20,6 +24,31 @@ def mark_delivered(session: Session, outcome: DeliveryOutcome) -> int:
     if message is None:
         return 0
     return int(lifecycle(session, message).deliver(outcome.tx_hash, outcome.block_number))
+
+
+def mark_all_delivered(session: Session, found: Sequence[DeliveryOutcome]) -> int:
+    """`mark_delivered` for many outcomes (the others are skipped): the messages read in one
+    query and settled together (`Lifecycles`). Returns how many changed."""
+    delivered = {
+        "0x" + o.message_id.hex(): o for o in found if o.status is DeliveryStatus.DELIVERED
+    }
+    if not delivered:
+        return 0
+    rows = session.scalars(
+        select(Message)
+        .where(Message.id.in_(sorted(delivered)))
+        .order_by(Message.id)
+        .options(lazyload("*"))
+    )
+    settled = 0
+
+    def settle(life: Lifecycle, message: Message) -> None:
+        nonlocal settled
+        outcome = delivered[message.id]
+        settled += life.deliver(outcome.tx_hash, outcome.block_number)
+
+    lifecycles(session, rows).move(settle)
+    return settled
 
 
 def mark_returned(session: Session, outcome: DeliveryOutcome) -> int:

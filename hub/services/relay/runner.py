@@ -173,23 +173,59 @@ class Runner:
         with self.ctx.transaction() as session:
             return list(session.scalars(select(Asset.symbol).order_by(Asset.id)))
 
-    def tick(self, validators: Sequence[Validator] = ()) -> None:
+    def tick(self, validators: Sequence[Validator] = ()) -> bool:
         """One step of every kind of work, one kind after another (the embedded loop: SQLite
-        wants one writer at a time)."""
-        chains = self.active_chains()
+        wants one writer at a time); whether any step did work (see `did_work`)."""
+        chains, busy = self.active_chains(), False
         for chain in chains:
-            self.run("scan", chain)
+            busy |= did_work(self.run("scan", chain))
         for validator in validators:
-            self.run("attest", validator)
+            busy |= did_work(self.run("attest", validator))
         if self.can_run("deliver"):
             for chain in chains:
-                self.run("confirm", chain)
-                self.run("deliver", chain)
+                busy |= did_work(self.run("confirm", chain))
+                busy |= did_work(self.run("deliver", chain))
         if self.can_run("guardian"):
             for chain in chains:
                 self.run("guardian", chain)
         for symbol in self.asset_symbols():
             self.run("supply", symbol)
+        return busy
+
+
+# Stages whose batches are bounded: when a step did work, more may wait, so it runs again at
+# once rather than at the next tick (work flows continuously under load; an idle step waits).
+AGAIN = frozenset({"scan", "attest", "deliver", "confirm"})
+
+
+def did_work(report: object) -> bool:
+    """Whether a step's report says it did work (None: it failed or did not run)."""
+    return bool(getattr(report, "busy", False))
+
+
+@dataclass(frozen=True)
+class Next:
+    """A step to run at once after another: `target` None means every target of the stage
+    (each active chain, each validator)."""
+
+    stage: str
+    target: Any = None
+
+
+def follow_ups(stage: str, target: Any, report: object) -> list[Next]:
+    """What runs at once after a step rather than at the next tick: the same step when it did
+    work, and the stage its work feeds (final messages -> attest, signatures -> deliver, a
+    sent delivery -> confirm). The Celery tasks send these; the embedded loop ticks again."""
+    if not did_work(report):
+        return []
+    again = [Next(stage, target)] if stage in AGAIN else []
+    if stage == "scan" and getattr(report, "finalized", False):
+        again.append(Next("attest"))
+    elif stage == "attest":
+        again.append(Next("deliver"))
+    elif stage == "deliver":
+        again.append(Next("confirm", target))
+    return again
 
 
 STEP_ERRORS: Counter[str] = Counter()

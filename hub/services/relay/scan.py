@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from adapters.base import (
     BlockRef,
@@ -35,7 +35,7 @@ from hub.db.models import (
 from hub.domain.states import AlertKind, ChainStatus, MessageState, StatusBy
 from hub.domain.transfers import decode_transfer
 from hub.services import alerts
-from hub.services.messages import lifecycle
+from hub.services.messages import lifecycle, lifecycles
 from hub.services.relay import outcomes
 from hub.services.relay.attestations import refresh_validator_set
 from hub.services.relay.ports import Ports
@@ -90,7 +90,9 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
     cursor = _cursor(session, chain, final)
     if not _canonical(session, chain, adapter, cursor, report):
         return report
-    start, end = cursor.block_number + 1, min(head.number, cursor.block_number + max_range)
+    span = min(max_range, _span_hint.get(chain.id, max_range))
+    start, end = cursor.block_number + 1, min(head.number, cursor.block_number + span)
+    seen: dict[int, str] = {}
     if start <= end:
         end_hash = adapter.block_hash(end)
         found = adapter.messages(chain.gateway_address, start, end)
@@ -98,15 +100,44 @@ def scan_chain(session: Session, chain: Chain, adapter: ChainAdapter, max_range:
         if end_hash is None or adapter.block_hash(end) != end_hash:
             report.notes.append("the chain moved under the scan; trying again")
             return report
+        read_to = end
+        found, delivered, end, end_hash = _bounded(found, delivered, end, end_hash)
+        _span_hint[chain.id] = end - start + 1 if end < read_to else min(max_range, 2 * span)
         report.observed = record_observed(session, chain, found)
         report.delivered = apply_inbox(session, chain, delivered)
         link_returns(session, chain, adapter, delivered)
         cursor.block_number, cursor.block_hash = end, end_hash
         report.from_block, report.to_block = start, end
-    promote(session, chain, adapter, final, report)
+        # Canonical now: the logs came between two reads of the same hash at `end`.
+        seen = {item.block_number: item.block_hash for item in found}
+    promote(session, chain, adapter, final, report, seen)
     cursor.final_block, cursor.final_hash = final.number, final.hash
     report.cursor_block = cursor.block_number
     return report
+
+
+# Most messages one scan step records (one transaction): a backlog (a chain joining with
+# many messages) goes in steps of this size, whole blocks each.
+STEP_MESSAGES = 5_000
+# Blocks to read next, per chain id (per process): shrunk after a step that held more than
+# STEP_MESSAGES, so the rest is not read and decoded again and again; grows back after.
+_span_hint: dict[int, int] = {}
+
+
+def _bounded(
+    found: list[ObservedMessage], delivered: list[DeliveryOutcome], end: int, end_hash: str
+) -> tuple[list[ObservedMessage], list[DeliveryOutcome], int, str]:
+    """What a step records: up to the block holding the STEP_MESSAGES-th message (its hash
+    from its logs, read within the same bracket as `end`'s), or everything."""
+    if len(found) <= STEP_MESSAGES:
+        return found, delivered, end, end_hash
+    found = sorted(found, key=lambda m: (m.block_number, m.log_index))
+    last = found[STEP_MESSAGES - 1]
+    if last.block_number >= end:
+        return found, delivered, end, end_hash
+    kept = [m for m in found if m.block_number <= last.block_number]
+    settled = [d for d in delivered if d.block_number <= last.block_number]
+    return kept, settled, last.block_number, last.block_hash
 
 
 def _cursor(session: Session, chain: Chain, final: BlockRef) -> Cursor:
@@ -203,18 +234,35 @@ def _orphan_dropped(session: Session, chain: Chain, adapter: ChainReader) -> int
 
 
 def record_observed(session: Session, chain: Chain, found: list[ObservedMessage]) -> int:
-    """Insert messages not seen before (the id is the key); refresh where a reorg moved one."""
-    added = 0
+    """Insert messages not seen before (the id is the key), all in one flush; refresh where
+    a reorg moved one."""
     ids = ["0x" + item.id.hex() for item in found]
-    known = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+    query = select(Message).where(Message.id.in_(ids)).options(lazyload("*"))
+    known = {m.id: m for m in session.scalars(query)}
+    fresh: dict[str, ObservedMessage] = {}
     for message_id, item in zip(ids, found, strict=True):
         existing = known.get(message_id)
         if existing is None:
-            added += _insert(session, chain, message_id, item)
+            fresh.setdefault(message_id, item)
         elif existing.state == MessageState.OBSERVED and existing.src_block_hash != item.block_hash:
             existing.src_block_number, existing.src_block_hash = item.block_number, item.block_hash
             existing.src_tx_hash, existing.src_log_index = item.tx_hash, item.log_index
-    return added
+    if not fresh:
+        return 0
+    try:
+        with session.begin_nested():
+            _insert_all(session, chain, fresh)
+    except IntegrityError:  # another scanner inserted some first: one by one, then
+        return sum(_insert(session, chain, i, item) for i, item in fresh.items())
+    return len(fresh)
+
+
+def _insert_all(session: Session, chain: Chain, fresh: dict[str, ObservedMessage]) -> None:
+    session.add_all(_new_message(i, item) for i, item in fresh.items())
+    session.flush()
+    assets: dict[tuple[int, str], int | None] = {}
+    for message_id, item in fresh.items():
+        _record_transfer(session, chain, message_id, item, assets)
 
 
 def _insert(session: Session, chain: Chain, message_id: str, item: ObservedMessage) -> int:
@@ -253,7 +301,11 @@ def _new_message(message_id: str, item: ObservedMessage) -> Message:
 
 
 def _record_transfer(
-    session: Session, chain: Chain, message_id: str, item: ObservedMessage
+    session: Session,
+    chain: Chain,
+    message_id: str,
+    item: ObservedMessage,
+    assets: dict[tuple[int, str], int | None] | None = None,
 ) -> None:
     """A message the chain's bridge sent is a token transfer: decode and keep it."""
     if item.message.sender != chain.bridge_address:
@@ -261,11 +313,15 @@ def _record_transfer(
     payload = decode_transfer(item.message.payload)
     if payload is None:
         return
-    asset_id = session.scalar(
-        select(Asset.id)
-        .join(Chain, Asset.home_chain_key == Chain.id)
-        .where(Chain.chain_id == payload.home_chain_id, Asset.home_token == payload.home_token)
-    )
+    assets = {} if assets is None else assets
+    home = (payload.home_chain_id, payload.home_token)
+    if home not in assets:  # read once per scan step, not per transfer
+        assets[home] = session.scalar(
+            select(Asset.id)
+            .join(Chain, Asset.home_chain_key == Chain.id)
+            .where(Chain.chain_id == payload.home_chain_id, Asset.home_token == payload.home_token)
+        )
+    asset_id = assets[home]
     session.add(
         Transfer(
             message_id=message_id,
@@ -282,12 +338,10 @@ def _record_transfer(
 def apply_inbox(session: Session, chain: Chain, found: list[DeliveryOutcome]) -> int:
     """Deliveries (and returns) the gateway reports, ours or anyone's: they settle the
     message."""
-    settled = 0
     # One order for every writer of message rows (by id), so writers never deadlock.
+    settled = outcomes.mark_all_delivered(session, found)
     for outcome in sorted(found, key=lambda o: o.message_id):
-        if outcome.status is DeliveryStatus.DELIVERED:
-            settled += outcomes.mark_delivered(session, outcome)
-        elif outcome.status is DeliveryStatus.CONSUMED:
+        if outcome.status is DeliveryStatus.CONSUMED:
             settled += outcomes.mark_returned(session, outcome)
     return settled
 
@@ -310,11 +364,17 @@ def link_returns(
 
 
 def promote(
-    session: Session, chain: Chain, adapter: ChainReader, final: BlockRef, report: ScanReport
+    session: Session,
+    chain: Chain,
+    adapter: ChainReader,
+    final: BlockRef,
+    report: ScanReport,
+    seen: dict[int, str] | None = None,
 ) -> None:
     """Observed messages at or below the final block: finalized if their block is canonical,
     orphaned if a reorg replaced it; a final message with no route to its destination is
-    rejected (an operator retries it once the route exists)."""
+    rejected (an operator retries it once the route exists). `seen`: block hashes this scan
+    step just read as canonical; only other blocks are asked for again."""
     waiting = list(
         session.scalars(
             select(Message)
@@ -324,24 +384,35 @@ def promote(
                 Message.src_block_number <= final.number,
             )
             .order_by(Message.id)
+            .options(lazyload("*"))
         )
     )
-    hashes = {n: adapter.block_hash(n) for n in {m.src_block_number for m in waiting}}
+    hashes: dict[int, str | None] = dict(seen or {})
+    for number in {m.src_block_number for m in waiting} - hashes.keys():
+        hashes[number] = adapter.block_hash(number)
+    # an endpoint behind the chain (no hash): neither final nor orphaned yet
+    known = [m for m in waiting if hashes[m.src_block_number] is not None]
+    replaced = [m for m in known if hashes[m.src_block_number] != m.src_block_hash]
+    canonical = [m for m in known if hashes[m.src_block_number] == m.src_block_hash]
+    report.orphaned += len(
+        lifecycles(session, replaced).move(
+            lambda life, m: life.orphan(
+                f"block {m.src_block_number} was replaced by a reorg before finality"
+            )
+        )
+    )
+    detail = f"final at block {final.number}"
+    finalized = lifecycles(session, canonical).move(lambda life, _m: life.finalize(detail))
+    report.finalized += len(finalized)
+    _reject_unroutable(session, chain, finalized)
+
+
+def _reject_unroutable(session: Session, chain: Chain, finalized: list[Message]) -> None:
     routed, retired = routed_destinations(session, chain), retired_chains(session)
-    for message in waiting:
-        if hashes[message.src_block_number] is None:
-            continue  # an endpoint behind the chain: neither final nor orphaned yet
-        if hashes[message.src_block_number] != message.src_block_hash:
-            detail = f"block {message.src_block_number} was replaced by a reorg before finality"
-            lifecycle(session, message).orphan(detail)
-            report.orphaned += 1
-            continue
-        life = lifecycle(session, message)
-        life.finalize(f"final at block {final.number}")
-        report.finalized += 1
+    for message in finalized:
         reason = _unroutable(chain, message, routed, retired)
         if reason is not None:
-            life.reject(reason)
+            lifecycle(session, message).reject(reason)
 
 
 def _unroutable(

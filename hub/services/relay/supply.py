@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from adapters.base import AdapterError, ChainReader
 from hub.db.models import Asset, Chain, Cursor, Message, Route, Transfer
@@ -138,6 +138,7 @@ def in_flight(session: Session, asset: Asset, blocks: dict[int, int]) -> int:
             Message.state != MessageState.ORPHANED.value,
             ~done,
         )
+        .options(lazyload("*"))  # the rows alone: not each message's timeline and signatures
     ).all()
     returned = _returns_of(session, [m.id for _, m in rows if m.state == MessageState.RETURNED])
     total = 0

@@ -4,12 +4,13 @@ with its reason and a backoff; what passes with time waits; a relayer without fu
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
 from hub.db.models import Alert, Delivery, Route
 from hub.services.relay.deliver import DeliverReport
-from tests.unit.relay.conftest import RELAYER, World
+from tests.unit.relay.conftest import RELAYER, World, make_world
 
 
 def test_a_batch_is_recorded_then_sent(world: World) -> None:
@@ -78,3 +79,27 @@ def test_a_paused_route_holds_its_messages(world: World) -> None:
             route.status = "paused"
     assert world.run("deliver", "beta").sent == 0
     assert world.message(message_id).state == "attested"
+
+
+def test_a_step_pipelines_full_batches_each_recorded_then_sent(tmp_path: Path) -> None:
+    world = make_world(tmp_path, batch_size=2, max_in_flight=3)
+    ids = [world.attested(bytes([i])) for i in range(5)]
+    world.beta.automine = False  # the transactions stay in flight
+    report: DeliverReport = world.run("deliver", "beta")
+    assert report.sent == 5  # 2 + 2 + 1: three rounds, three nonces
+    with world.session() as session:
+        txs = session.scalars(select(Delivery).order_by(Delivery.tx_nonce)).all()
+        assert [len(tx.message_ids) for tx in txs] == [2, 2, 1]
+        assert [tx.tx_nonce for tx in txs] == [0, 1, 2]
+        assert all(tx.tx_hash in world.beta.pending for tx in txs)
+    assert all(world.message(i).state == "submitted" for i in ids)
+
+
+def test_a_reverting_batch_is_halved_around_the_bad_message(world: World) -> None:
+    ids = [world.attested(bytes([i])) for i in range(4)]
+    world.beta.simulation_reverts[bytes.fromhex(ids[2][2:])] = "Refused()"
+    report: DeliverReport = world.run("deliver", "beta")
+    assert world.message(ids[2]).state == "failed"
+    assert report.sent == 2  # the first part that passes goes now: [0, 1]
+    assert [world.message(i).state for i in ids] == ["submitted", "submitted", "failed", "attested"]
+    assert world.run("deliver", "beta").sent == 1  # the rest in the next step

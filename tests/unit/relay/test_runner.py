@@ -3,6 +3,7 @@ stage leaves nothing half-written, and a recorded delivery is sent only after it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from hub.db.models import Delivery, Lease, Message, utcnow
 from hub.services.relay import observe
 from hub.services.relay import runner as runner_module
+from hub.services.relay.runner import Next, follow_ups
 from hub.services.relay.scan import ScanReport
 from tests.unit.relay.conftest import RELAYER, World
 
@@ -89,3 +91,21 @@ def test_reports_become_metrics_read_through_the_stages_ports(world: World) -> N
     assert head == world.alpha.head
     labels = {"chain": "beta", "relayer": RELAYER.address}
     assert REGISTRY.get_sample_value("islands_relayer_balance_wei", labels) == 123_456
+
+
+def test_a_step_that_did_work_is_followed_at_once() -> None:
+    @dataclass
+    class Report:
+        busy: bool
+        finalized: int = 0
+
+    assert follow_ups("scan", "alpha", Report(False)) == []
+    assert follow_ups("scan", "alpha", None) == []  # failed or did not run
+    assert follow_ups("scan", "alpha", Report(True)) == [Next("scan", "alpha")]
+    assert follow_ups("scan", "alpha", Report(True, 3)) == [Next("scan", "alpha"), Next("attest")]
+    assert follow_ups("attest", "q", Report(True)) == [Next("attest", "q"), Next("deliver")]
+    assert follow_ups("deliver", "beta", Report(True)) == [
+        Next("deliver", "beta"),
+        Next("confirm", "beta"),
+    ]
+    assert follow_ups("guardian", "beta", Report(True)) == []  # bounded by the tick
