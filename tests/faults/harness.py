@@ -442,6 +442,8 @@ class Run:
 
         try:
             wait_for(f"{len(ids)} transfers delivered", all_delivered, timeout=timeout, every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; not delivered: {self._where(ids)}") from None
         finally:
             self.watcher.__exit__()
         counts = self.watcher.recount(self.blocks)
@@ -454,6 +456,12 @@ class Run:
         check_supply_at_rest(self.stack)
         check_nothing_half_written(self.stack.db_url)
         return figures
+
+    def _where(self, ids: set[Any]) -> list[tuple[str, str, str | None]]:
+        """What the hub says of each transfer the chains have not delivered."""
+        missing = sorted(str(i) for i in ids - set(self.watcher.first_seen))
+        found = [self.stack.get(f"/v1/messages/{i}") for i in missing]
+        return [(m["id"][:10], m["state"], m.get("last_error")) for m in found]
 
     def _figures(
         self, stream: Stream, sent: list[Sent], counts: Counter[str], index: int
