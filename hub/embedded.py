@@ -50,7 +50,6 @@ def run(
             _register(app.state.sessionmaker, settings, devnet)
         loop = _start_relay(settings, devnet)
         stack.callback(loop.stop)
-        _announce(settings, host, port, devnet is not None)
         config = uvicorn.Config(
             app,
             host=host,
@@ -59,8 +58,13 @@ def run(
             lifespan="off",
             timeout_graceful_shutdown=3,  # an open dashboard's feed never ends by itself
         )
+        # Listening before the announcement: the URL it prints answers at once (connections
+        # wait in the backlog until the server accepts them).
+        sock = config.bind_socket()
+        sock.listen(2048)
+        _announce(settings, host, port, devnet is not None)
         try:
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:
             pass  # Ctrl-C is how this mode stops; the ExitStack stops the rest
         finally:
