@@ -35,7 +35,7 @@ FAULTS = {
     "rpc-lag": "first RPC endpoint of every chain lags 40 blocks",
     "deep-reorg": "source chain reorgs 20 blocks (finality 2)",
     "relayer-out-of-funds": "relayer key's balance on beta set to 0, then refunded",
-    "destination-rejects": "gamma's bridge paused: every delivery to it fails",
+    "destination-rejects": "gamma's bridge refuses alpha and beta: every delivery to it fails",
     "clock-jumps": "hub's clock +1 h live, then crash and restart 1 h behind",
     "two-relayers-one-key": "a second relay worker with the same key; someone spends its nonces",
     "soak": "soak: process, service, RPC, funds and nonce faults drawn at random",
