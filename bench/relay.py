@@ -154,6 +154,28 @@ def summarize(result: Result, label: str, run: Run, usage: dict[str, Any]) -> di
     return figures
 
 
+def stage_times(db_url: str, run: Run) -> dict[str, dict[str, float]]:
+    """When each message entered each state, seconds after its source transaction was
+    accepted (percentiles per state): where the wall time of a run goes."""
+    from sqlalchemy import text
+
+    from hub.db.engine import make_engine
+
+    accepted = dict(zip(run.txs.hashes, run.accepted, strict=False))
+    sent_at = {mid: accepted[h] for h, mid in run.ids.items() if h in accepted}
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT message_id, state, min(at) FROM message_events GROUP BY 1, 2")
+        ).all()
+    engine.dispose()
+    per_state: dict[str, list[float]] = {}
+    for message_id, state, at in rows:
+        if message_id in sent_at:
+            per_state.setdefault(str(state), []).append(at.timestamp() - sent_at[message_id])
+    return {state: percentiles(times) for state, times in per_state.items()}
+
+
 def devnet_for(work: Path, name: str, block_time: float | None, stack: ExitStack) -> Any:
     devnet = start_devnet(work / name, block_time)
     stack.callback(devnet.stop)
@@ -197,7 +219,12 @@ def streamed(
             run = stream(doc, txs, budget, result, lambda rpc: send_all(rpc, txs), stack)
         finally:
             spy.finish(recorders)
-        summarize(result, label, run, sampler.finish())
+        figures = summarize(result, label, run, sampler.finish())
+        figures["stage_times_s"] = stages = stage_times(hub.db_url, run)
+        result.row(
+            f"{label}: state entered, p50 / max s after the source tx",
+            ", ".join(f"{k} {v['p50']:.2f} / {v['max']:.2f}" for k, v in stages.items()),
+        )
         if profile:
             result.figures["profile"] = {
                 role: spy.summarize(work / "profile" / role) for role in roles_of(hub.procs)

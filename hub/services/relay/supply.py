@@ -8,6 +8,7 @@ locked - sum(wrapped) = sum of amounts whose source side happened and destinatio
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,10 @@ from hub.services.routes import set_route_paused
 
 log = logging.getLogger("hub.relay.supply")
 AdapterOf = Callable[[Chain], ChainReader]
+# A deficit pauses only if a second check, this long after the first, shows one too: a node
+# can answer a read at block N with N+1's state while it mines (anvil does, under load), and
+# one passing misreading must not stop the bridge. A real deficit does not go away.
+CONFIRM_AFTER_SECONDS = 0.5
 
 
 @dataclass
@@ -197,8 +202,20 @@ def watch_asset(session: Session, asset: Asset, adapter_of: AdapterOf) -> Supply
     elif surplus == 0:
         alerts.resolve(session, AlertKind.SUPPLY_SURPLUS, subject)
     elif asset.status == AssetStatus.ACTIVE:
-        _pause_for_deficit(session, asset, check)
+        again = _checked_again(session, asset, adapter_of)
+        if again.balanced is False and again.surplus < 0:
+            _pause_for_deficit(session, asset, again)
+        else:
+            log.warning("supply deficit not confirmed", extra={"asset": asset.symbol})
+        return again
     return check
+
+
+def _checked_again(session: Session, asset: Asset, adapter_of: AdapterOf) -> SupplyCheck:
+    """The chains read again, at the same blocks as the first check (the session holds its
+    cursors), a moment later."""
+    time.sleep(CONFIRM_AFTER_SECONDS)
+    return check_asset(session, asset, adapter_of)
 
 
 def _pause_for_deficit(session: Session, asset: Asset, check: SupplyCheck) -> None:

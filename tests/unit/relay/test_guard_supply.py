@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adapters.fake import FakeAdapter
 from hub.db.models import Alert, Asset, AssetDeployment, Chain, Message, Route, RouteLimit, Transfer
 from hub.services.relay.guardian import GuardianReport
 from hub.services.relay.retry import request_return
@@ -110,6 +112,27 @@ def test_wrapped_tokens_without_backing_pause_the_asset_and_its_routes(world: Wo
         routes = list(session.scalars(select(Route)))
         assert {(r.status, r.status_by) for r in routes} == {("paused", "supply-watch")}
         assert [a.kind for a in session.scalars(select(Alert))] == ["supply_mismatch"]
+
+
+def test_a_node_misreading_a_supply_once_pauses_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node answering one read with a later block's state (anvil does while it mines) shows a
+    deficit that a second read does not: the asset and its routes stay active."""
+    _asset(world)
+    world.run("scan", "beta")
+    truth, answers = FakeAdapter.token_supply, iter([100])
+
+    def once_wrong(self: FakeAdapter, token: str, block: int | None = None) -> int:
+        return next(answers, 0) + truth(self, token, block)
+
+    monkeypatch.setattr(FakeAdapter, "token_supply", once_wrong)
+    assert _supply(world).balanced is True  # the first check's deficit was not confirmed
+    with world.session() as session:
+        asset = session.scalar(select(Asset))
+        assert asset is not None and asset.status == "active"
+        assert {r.status for r in session.scalars(select(Route))} == {"active"}
+        assert list(session.scalars(select(Alert))) == []
 
 
 def test_tokens_sent_to_the_bridge_are_a_surplus_that_only_alerts(world: World) -> None:
