@@ -615,6 +615,36 @@ class AdapterConformance:
         assert failed.tx_hash == signed.tx_hash and failed.reason
         assert dst.is_delivered(dest.gateway, message.id) is False
 
+    def test_batches_in_a_row_get_the_gas_they_need(
+        self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
+    ) -> None:
+        """Batches simulated one after another (an adapter may guess the gas of the next from
+        the last): each transaction goes through, and no recipient is under-supplied, even
+        when the next batch's messages ask for far more gas than the last one's did."""
+        dst, dest = _destination_adapter(adapter, route), route.destination
+        recipient = chain.fresh_address()
+        cheap = [_observed(adapter, chain, route.transfer(recipient, 1)).message for _ in range(10)]
+        costly = [
+            _observed(
+                adapter,
+                chain,
+                chain.send_message_with_gas(dest.chain_id, dest.bridge, b"x", 900_000),
+            ).message
+            for _ in range(10)
+        ]
+        more = [_observed(adapter, chain, route.transfer(recipient, 1)).message for _ in range(10)]
+        for batch in (cheap, costly, more):
+            signed = _signed_delivery(dst, route, [_attested(dst, route, m) for m in batch])
+            dst.send_raw(signed.raw)
+            receipt = _wait_receipt(dst, signed.tx_hash, route.receipt_timeout)
+            assert receipt.success
+            found = dst.delivery_outcomes(dest.gateway, receipt.block_number, receipt.block_number)
+            ours = [o for o in found if o.tx_hash == signed.tx_hash]
+            assert len(ours) == len(batch)
+            # the bridge refuses the costly plain messages, on its own, never for want of gas
+            assert not any("OutOfGas" in (o.reason or "") for o in ours)
+        assert dst.token_balance(route.wrapped_token, recipient) == 20
+
     def test_simulation_refuses_bad_signatures(
         self, adapter: ChainAdapter, chain: ConformanceChain, route: DeliveryRoute
     ) -> None:
