@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote, unquote
 
@@ -318,6 +318,11 @@ def _allowed_span(exc: Web3RPCError) -> int | None:
     return int((stated.group(1) or stated.group(2)).replace(",", ""))
 
 
+# Checksumming is a keccak per address, and a log names the same few addresses again and again
+# (the gateway, a bridge, a busy sender): it was a seventh of a validator's time.
+_checksummed = lru_cache(maxsize=16_384)(to_checksum_address)
+
+
 def _get_logs(w3: Web3, params: FilterParams, from_block: int, to_block: int) -> list[LogReceipt]:
     """eth_getLogs over [from_block, to_block], read in parts when the node refuses the range
     as too large: spans of the size it states, else halves, down to single blocks."""
@@ -346,7 +351,7 @@ def _logs(
     strays = [
         log
         for log in logs
-        if to_checksum_address(log["address"]) != params["address"]
+        if _checksummed(log["address"]) != params["address"]
         or not log["topics"]
         or HexBytes(log["topics"][0]) not in wanted
     ]
@@ -368,11 +373,11 @@ def _observed(chain_id: int, log: LogReceipt) -> ObservedMessage:
     nonce, recipient, gas_limit, payload = abi_decode(_SENT_DATA, bytes(log["data"]))
     message = Message(
         src_chain_id=chain_id,
-        src_gateway=to_checksum_address(log["address"]),
+        src_gateway=_checksummed(log["address"]),
         dst_chain_id=int.from_bytes(bytes(topics[2]), "big"),
         nonce=int(nonce),
-        sender=to_checksum_address(bytes(topics[3])[-20:]),
-        recipient=to_checksum_address(recipient),
+        sender=_checksummed(bytes(topics[3])[-20:]),
+        recipient=_checksummed(recipient),
         gas_limit=int(gas_limit),
         payload=bytes(payload),
     )
