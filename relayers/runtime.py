@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 from celery.signals import worker_init, worker_process_shutdown
@@ -19,25 +20,30 @@ from hub.settings import Settings
 _context: tuple[int, RelayContext] | None = None
 _validator: tuple[int, Validator | None] | None = None
 _redis: tuple[int, Redis] | None = None
+# The threads of a thread-pool worker share the process's context, made once.
+_making = threading.Lock()
 
 
 def context() -> RelayContext:
     """This process's context; a forked child never reuses its parent's connections."""
     global _context  # noqa: PLW0603 - one context per process, by design
-    if _context is None or _context[0] != os.getpid():
-        settings = Settings()
-        configure(settings.log_level)
-        metrics.install()
-        _context = (os.getpid(), RelayContext.start(settings))
-    return _context[1]
+    with _making:
+        if _context is None or _context[0] != os.getpid():
+            settings = Settings()
+            configure(settings.log_level)
+            metrics.install()
+            _context = (os.getpid(), RelayContext.start(settings))
+        return _context[1]
 
 
 def redis() -> Redis:
     """This process's Redis client (the broker's server), for marks of pending steps."""
     global _redis  # noqa: PLW0603 - one client per process, by design
-    if _redis is None or _redis[0] != os.getpid():
-        _redis = (os.getpid(), Redis.from_url(context().settings.redis_url))
-    return _redis[1]
+    url = context().settings.redis_url
+    with _making:
+        if _redis is None or _redis[0] != os.getpid():
+            _redis = (os.getpid(), Redis.from_url(url))
+        return _redis[1]
 
 
 def relayer_key() -> str | None:
@@ -53,9 +59,11 @@ def guardian_key() -> str | None:
 def validator() -> Validator | None:
     """This process's validator: its key from the environment, its chains from its own file."""
     global _validator  # noqa: PLW0603 - read once per process
-    if _validator is None or _validator[0] != os.getpid():
-        _validator = (os.getpid(), _load_validator(context().settings))
-    return _validator[1]
+    settings = context().settings
+    with _making:
+        if _validator is None or _validator[0] != os.getpid():
+            _validator = (os.getpid(), _load_validator(settings))
+        return _validator[1]
 
 
 def _load_validator(settings: Settings) -> Validator | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -19,8 +20,9 @@ from hub.db.models import Lease, utcnow
 
 
 def owner() -> str:
-    """Who holds a lease: this process (read at call time: prefork children differ)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: this thread of this process (read at call time: prefork children
+    differ, and so do the threads of a thread-pool worker, which must not share a lease)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def db_now(session: Session) -> datetime:
