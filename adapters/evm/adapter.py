@@ -327,7 +327,7 @@ def _get_logs(w3: Web3, params: FilterParams, from_block: int, to_block: int) ->
     """eth_getLogs over [from_block, to_block], read in parts when the node refuses the range
     as too large: spans of the size it states, else halves, down to single blocks."""
     try:
-        return list(w3.eth.get_logs({**params, "fromBlock": from_block, "toBlock": to_block}))
+        return _raw_logs(w3, {**params, "fromBlock": hex(from_block), "toBlock": hex(to_block)})
     except Web3RPCError as exc:
         span = _allowed_span(exc)
         if span is None or from_block >= to_block:
@@ -339,6 +339,40 @@ def _get_logs(w3: Web3, params: FilterParams, from_block: int, to_block: int) ->
     for start in range(from_block, to_block + 1, span):
         logs += _get_logs(w3, params, start, min(to_block, start + span - 1))
     return logs
+
+
+def _raw_logs(w3: Web3, params: dict[str, Any]) -> list[LogReceipt]:
+    """eth_getLogs without web3's result formatting (a recursive walk of every log that cost
+    more than decoding them); the fields the hub reads are converted here."""
+    response = w3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
+    if "error" in response:
+        raise Web3RPCError(str(response["error"]), rpc_response=response)
+    result = response.get("result")
+    if not isinstance(result, list):
+        raise _BadAnswerError("eth_getLogs answered something else than a list of logs")
+    return [_log_of(item) for item in result]
+
+
+def _log_of(raw: Any) -> LogReceipt:
+    try:
+        return cast(
+            LogReceipt,
+            {
+                "address": str(raw["address"]),
+                "topics": [HexBytes(t) for t in raw["topics"]],
+                "data": HexBytes(raw["data"]),
+                "blockNumber": int(raw["blockNumber"], 16),
+                "blockHash": HexBytes(raw["blockHash"]),
+                "transactionHash": HexBytes(raw["transactionHash"]),
+                "transactionIndex": int(raw["transactionIndex"], 16),
+                "logIndex": int(raw["logIndex"], 16),
+                "removed": bool(raw.get("removed", False)),
+            },
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _BadAnswerError(
+            f"a malformed log in the node's answer ({type(exc).__name__})"
+        ) from None
 
 
 def _logs(
