@@ -258,17 +258,26 @@ def _block_hash(w3: Web3, number: int) -> str | None:
 
 
 def _receipt(w3: Web3, tx_hash: str) -> Receipt | None:
+    """eth_getTransactionReceipt read raw (web3's formatting of every log of a batch's receipt
+    cost more than the request); None while the node knows no mined transaction."""
+    response = w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
+    if "error" in response:
+        raise Web3RPCError(str(response["error"]), rpc_response=response)
+    r = response.get("result")
+    if r is None or (isinstance(r, dict) and r.get("blockNumber") is None):
+        return None  # unknown, or pending (some nodes answer a receipt without a block)
     try:
-        r = w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-    except TransactionNotFound:
-        return None
-    return Receipt(
-        tx_hash=_hex(r["transactionHash"]),
-        block_number=int(r["blockNumber"]),
-        block_hash=_hex(r["blockHash"]),
-        success=r["status"] == 1,
-        logs_count=len(r["logs"]),
-    )
+        return Receipt(
+            tx_hash=_hex(HexBytes(r["transactionHash"])),
+            block_number=int(r["blockNumber"], 16),
+            block_hash=_hex(HexBytes(r["blockHash"])),
+            success=int(r.get("status") or "0x0", 16) == 1,
+            logs_count=len(r["logs"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _BadAnswerError(
+            f"a malformed receipt in the node's answer ({type(exc).__name__})"
+        ) from None
 
 
 def _gateway(w3: Web3, address: str) -> Contract:
