@@ -189,8 +189,7 @@ def _move_group(
             set_committed_value(message, "state", new.value)
             set_committed_value(message, "updated_at", now)
             moved.append(message)
-        else:
-            _lost_race(session, message, new)
+    _lost_races(session, [m for m in group if m.id not in done], new)
     return moved
 
 
@@ -215,13 +214,20 @@ def _move_rows(
     return set(moved)
 
 
-def _lost_race(session: Session, message: Message, new: MessageState) -> None:
-    """Another worker moved the row first: fine if to the same state, else an error."""
-    session.refresh(message, ["state"])
-    if message.state != new.value:
-        raise IllegalTransitionError(
-            f"message {message.id} became {message.state} meanwhile; not moved to {new.value}"
-        )
+def _lost_races(session: Session, lost: list[Message], new: MessageState) -> None:
+    """Other workers moved these rows first (their states read in one query): fine if to the
+    same state, else an error."""
+    if not lost:
+        return
+    query = select(Message.id, Message.state).where(Message.id.in_([m.id for m in lost]))
+    states = {message_id: state for message_id, state in session.execute(query)}
+    for message in lost:
+        state = states.get(message.id)
+        if state != new.value:
+            raise IllegalTransitionError(
+                f"message {message.id} became {state} meanwhile; not moved to {new.value}"
+            )
+        set_committed_value(message, "state", state)
 
 
 def get_message(session: Session, message_id: str) -> Message:

@@ -98,10 +98,16 @@ def record_attestation(session: Session, message: Message, signature: bytes) -> 
     return signer
 
 
-def record_attestations(session: Session, signatures: dict[str, bytes]) -> int:
+def record_attestations(
+    session: Session, signatures: dict[str, bytes], signed_here_by: str | None = None
+) -> int:
     """`record_attestation` for a validator's batch: {message id: signature}. Each is stored
     only if it recovers to a member of its destination's current set and its message can be
-    signed; those at the threshold are promoted together. Returns how many were stored."""
+    signed; those at the threshold are promoted together. Returns how many were stored.
+
+    `signed_here_by`: the signatures were made in this process with the key of that address
+    (a validator worker's own), so recovering each is skipped; the address must still be a
+    member. The relay recovers every signature again before it delivers (`signatures_for`)."""
     messages = list(
         session.scalars(
             select(Message)
@@ -120,7 +126,11 @@ def record_attestations(session: Session, signatures: dict[str, bytes]) -> int:
         chain, vset = dst
         try:
             signature = normalize_signature(signatures[message.id])
-            signer = _signer(message, chain, vset, signature)
+            signer = (
+                _signer(message, chain, vset, signature)
+                if signed_here_by is None
+                else _member(signed_here_by, chain, vset)
+            )
         except InvalidInputError:
             continue
         epochs[message.id] = vset.epoch
@@ -203,6 +213,10 @@ def _signer(message: Message, dst: Chain, vset: ValidatorSet, signature: bytes) 
         signer = recover_signer(digest, signature)
     except ValueError as exc:
         raise InvalidInputError(f"signature: {exc}") from None
+    return _member(signer, dst, vset)
+
+
+def _member(signer: str, dst: Chain, vset: ValidatorSet) -> str:
     if signer not in vset.validators:
         raise InvalidInputError(
             f"signer {signer} is not in the validator set of {dst.name} (epoch {vset.epoch})",

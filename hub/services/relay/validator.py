@@ -106,7 +106,7 @@ def attest(session: Session, validator: Validator, ports: Ports, limit: int = 50
 def _store(session: Session, me: str, signed: dict[str, bytes]) -> int:
     if not signed:
         return 0
-    stored = record_attestations(session, signed)
+    stored = record_attestations(session, signed, signed_here_by=me)
     session.commit()
     log.info("attested", extra={"count": stored, "validator": me})
     return stored
