@@ -875,6 +875,15 @@ class EvmAdapter:
         if head < number:
             raise _EndpointBehindError(f"its head {head} is below block {number}")
 
+    def _within_reach(self, w3: Web3, to_block: int, read: Callable[[], T]) -> T:
+        """`read` (logs up to `to_block`) on a node that has `to_block` before it answers and
+        still after: a node that fell behind meanwhile (restarted, or lagging from one call to
+        the next) answers a range of logs without its last blocks, without error."""
+        self._reached(w3, to_block)
+        answer = read()
+        self._reached(w3, to_block)
+        return answer
+
     # -- ChainReader ----------------------------------------------------------------------
 
     def chain_id(self) -> int:
@@ -975,8 +984,9 @@ class EvmAdapter:
         chain_id = self._chain_id_cached()
 
         def read(w3: Web3) -> list[ObservedMessage]:
-            self._reached(w3, to_block)  # a node behind the range would show it empty
-            return _read_messages(w3, chain_id, gw, from_block, to_block)
+            return self._within_reach(
+                w3, to_block, lambda: _read_messages(w3, chain_id, gw, from_block, to_block)
+            )
 
         return self._agreed(f"MessageSent logs of {gw} in blocks {from_block}..{to_block}", read)
 
@@ -1001,8 +1011,9 @@ class EvmAdapter:
         gw = to_checksum_address(gateway)
 
         def read(w3: Web3) -> list[DeliveryOutcome]:
-            self._reached(w3, to_block)
-            return _read_outcomes(w3, gw, from_block, to_block)
+            return self._within_reach(
+                w3, to_block, lambda: _read_outcomes(w3, gw, from_block, to_block)
+            )
 
         return self._call(f"delivery events of {gw} in blocks {from_block}..{to_block}", read)
 
@@ -1150,7 +1161,9 @@ class EvmAdapter:
         br = to_checksum_address(bridge)
         return self._call(
             f"TransferReturned logs of {br} in blocks {from_block}..{to_block}",
-            lambda w3: _read_returns(w3, br, from_block, to_block),
+            lambda w3: self._within_reach(
+                w3, to_block, lambda: _read_returns(w3, br, from_block, to_block)
+            ),
         )
 
     def bridge_paused(self, bridge: str) -> bool:

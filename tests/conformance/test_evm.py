@@ -28,6 +28,7 @@ from web3 import Web3
 
 from adapters.base import (
     NO_RATE_LIMIT,
+    AdapterError,
     BridgeOperator,
     DeliveryStatus,
     EndpointUnavailableError,
@@ -64,6 +65,7 @@ from tests.conformance.suite import (
     SentMessage,
 )
 from tests.fixtures.chains import with_free_ports
+from tests.integration.rpcproxy import RpcProxy
 
 # Conformance messages go to a chain id no devnet has, so no relayer ever delivers them.
 NOWHERE_CHAIN_ID = 4_242_424
@@ -662,3 +664,31 @@ def test_pool_answers(private_anvil: tuple[LocalNode, Deployment]) -> None:
     assert adapter.send_raw(replacement.raw) == replacement.tx_hash  # mined: the node has it
     with pytest.raises(NonceTooLowError, match="nonce too low"):
         adapter.send_raw(first.raw)  # replaced, never mined
+
+
+class _FallsBehind(RpcProxy):
+    """A node that answers one head, then falls 40 blocks behind (restarted, or the other node
+    of a load balancer): its logs of a range then stop short, without error."""
+
+    def _answer(self, body: Any) -> Any:
+        answer = super()._answer(body)
+        if isinstance(body, dict) and body.get("method") == "eth_blockNumber" and self.armed:
+            self.armed, self.lag = False, 40
+        return answer
+
+    armed = False
+
+
+def test_logs_of_a_node_that_fell_behind_are_not_believed(anvil_chain: ConformanceChain) -> None:
+    """The node had the range's last block when asked, and lost it before it answered the
+    logs: the answer (the range without its message) is refused, never taken as empty."""
+    sent = anvil_chain.send_message(NOWHERE_CHAIN_ID, _fresh_address(), b"behind")
+    with _FallsBehind(anvil_chain.rpc_urls[0]) as proxy:
+        adapter = EvmAdapter([proxy.url], timeout=3.0)
+        for read in (adapter.messages, adapter.delivery_outcomes):
+            proxy.armed, proxy.lag = True, 0
+            with pytest.raises(AdapterError, match="below block"):
+                read(anvil_chain.gateway, sent.block_number, sent.block_number)
+        proxy.armed, proxy.lag = False, 0
+        found = adapter.messages(anvil_chain.gateway, sent.block_number, sent.block_number)
+        assert sent.tx_hash in {m.tx_hash for m in found}
