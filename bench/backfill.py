@@ -79,7 +79,7 @@ def rewind(db_url: str, chain_name: str, block: int, block_hash: str) -> None:
             text(
                 "UPDATE cursors SET start_block = :b, block_number = :b, block_hash = :h, "
                 "final_block = :b, final_hash = :h "
-                "WHERE chain_id = (SELECT id FROM chains WHERE name = :name)"
+                "WHERE chain_key = (SELECT id FROM chains WHERE name = :name)"
             ),
             {"b": block, "h": block_hash, "name": chain_name},
         )

@@ -37,7 +37,7 @@ INSERT INTO chains (name, chain_id, family, rpc_urls, finality, gateway_address,
                     bridge_address, status, created_at, updated_at)
 VALUES ('alpha', 31337, 'evm', '["http://127.0.0.1:1"]', '0', :gw, :br, 'active', now(), now()),
        ('beta', 31338, 'evm', '["http://127.0.0.1:2"]', '0', :gw, :br, 'active', now(), now());
-INSERT INTO assets (symbol, home_chain_id, home_token, status, created_at)
+INSERT INTO assets (symbol, home_chain_key, home_token, status, created_at)
 SELECT 'ITT', id, :token, 'active', now() FROM chains WHERE name = 'alpha';
 """
 MESSAGES_SQL = """

@@ -154,15 +154,15 @@ def summarize(result: Result, label: str, run: Run, usage: dict[str, Any]) -> di
     return figures
 
 
-def stage_times(db_url: str, run: Run) -> dict[str, dict[str, float]]:
+def stage_times(db_url: str, run: Run, since: float | None = None) -> dict[str, dict[str, float]]:
     """When each message entered each state, seconds after its source transaction was
-    accepted (percentiles per state): where the wall time of a run goes."""
+    accepted, or after `since` (percentiles per state): where the wall time of a run goes."""
     from sqlalchemy import text
 
     from hub.db.engine import make_engine
 
     accepted = dict(zip(run.txs.hashes, run.accepted, strict=False))
-    sent_at = {mid: accepted[h] for h, mid in run.ids.items() if h in accepted}
+    sent_at = {mid: since or accepted[h] for h, mid in run.ids.items() if h in accepted}
     engine = make_engine(db_url)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -174,6 +174,13 @@ def stage_times(db_url: str, run: Run) -> dict[str, dict[str, float]]:
         if message_id in sent_at:
             per_state.setdefault(str(state), []).append(at.timestamp() - sent_at[message_id])
     return {state: percentiles(times) for state, times in per_state.items()}
+
+
+def stage_row(result: Result, label: str, stages: dict[str, Any], after: str) -> None:
+    result.row(
+        f"{label}: state entered, p50 / max s after {after}",
+        ", ".join(f"{k} {v['p50']:.2f} / {v['max']:.2f}" for k, v in stages.items()),
+    )
 
 
 def devnet_for(work: Path, name: str, block_time: float | None, stack: ExitStack) -> Any:
@@ -221,10 +228,7 @@ def streamed(
             spy.finish(recorders)
         figures = summarize(result, label, run, sampler.finish())
         figures["stage_times_s"] = stages = stage_times(hub.db_url, run)
-        result.row(
-            f"{label}: state entered, p50 / max s after the source tx",
-            ", ".join(f"{k} {v['p50']:.2f} / {v['max']:.2f}" for k, v in stages.items()),
-        )
+        stage_row(result, label, stages, "the source tx")
         if profile:
             result.figures["profile"] = {
                 role: spy.summarize(work / "profile" / role) for role in roles_of(hub.procs)
@@ -286,6 +290,8 @@ def drain(result: Result, budget: Budget, work: Path, n: int) -> None:
         figures = summarize(result, label, run, sampler.finish())
         figures.pop("latency_s", None)
         result.rows = [r for r in result.rows if "latency" not in r.metric]
+        figures["stage_times_s"] = stages = stage_times(hub.db_url, run, since=start)
+        stage_row(result, label, stages, "the workers started")
 
 
 def low_load(result: Result, budget: Budget, work: Path, per_second: float, seconds: int) -> None:
