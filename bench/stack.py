@@ -88,7 +88,9 @@ def hub_env(database_url: str, **extra: str) -> dict[str, str]:
             "HUB_DATABASE_URL": database_url,
             "HUB_ADMIN_TOKEN": ADMIN_TOKEN,
             "HUB_RPC_ALLOW_PRIVATE": "true",  # the bench's chains are on loopback
-            "HUB_LOG_LEVEL": "WARNING",
+            # BENCH_LOG_LEVEL=INFO logs every step's report (with times), to see where a
+            # scenario's time goes; it costs throughput
+            "HUB_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
     )
     env.update(extra)
