@@ -302,6 +302,9 @@ def geth_command(
     # no engine API, peer-to-peer or IPC: a dev chain that reaches nothing, on no fixed port
     command += ["--authrpc.port", "0", "--port", "0", "--nodiscover", "--maxpeers", "0"]
     command += ["--ipcdisable", "--verbosity", "2"]
+    # A dev chain's data is a few MB: geth's own floor (its GC cache, about 2 GB of free disk)
+    # shut it down on a test machine with 1.9 GB free. It still stops below 256 MB.
+    command += ["--datadir.minfreedisk", "256"]
     if log_range_limit is not None:
         command += ["--rpc.rangelimit", str(log_range_limit)]
     return command
