@@ -212,10 +212,43 @@ def serve(procs: Procs, name: str, argv: list[str], port: int, **env: str) -> st
     return url
 
 
+# A message with its transfer, five timeline entries, three signatures and their indexes
+# takes about 3.3 KB in Postgres (1,000,000 of them: 3.3 GB).
+BYTES_PER_MESSAGE = 3_400
+
+
+def enough_disk(n: int) -> None:
+    """Refuse, saying what it needs, a run that would fill the Postgres server's disk (a
+    template plus its copy; a full disk stops Postgres). Unknown when the server's data
+    directory is not on this machine or not readable: then nothing is checked."""
+    engine = create_engine(make_url(PG_SERVER))
+    try:
+        with engine.connect() as conn:
+            data_dir = conn.execute(text("SHOW data_directory")).scalar_one()
+            have = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname LIKE :n AND datistemplate"),
+                {"n": f"bench\\_reads\\_%\\_{n}"},
+            ).first()
+    except Exception:  # not a superuser, or no server: the run says so itself
+        return
+    finally:
+        engine.dispose()
+    if not Path(data_dir).is_dir():
+        return
+    need = n * BYTES_PER_MESSAGE * (1 if have else 2)
+    free = shutil.disk_usage(data_dir).free
+    if free < need + 512 * 2**20:
+        raise RuntimeError(
+            f"reads of {n:,} messages needs about {need / 2**30:.1f} GB free on the Postgres "
+            f"server's disk ({data_dir} has {free / 2**30:.1f} GB): free some, or run --quick"
+        )
+
+
 def run(result: Result, budget: Budget, work: Path, n: int, seconds: int) -> None:
     ensure_wrk()
     out = work / "reads"
     out.mkdir(parents=True, exist_ok=True)
+    enough_disk(n)
     name, built = template(n)
     result.figures["load_seconds"] = round(built, 1)
     result.figures["messages"] = n
