@@ -1,0 +1,46 @@
+"""Leases: one holder at a time, and a holder is a thread of a process, so the threads of a
+thread-pool relay worker (`-P threads`) never share a lease (two would sign the same nonces)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from hub.db.models import Base
+from hub.services.relay import leases
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+
+
+def _owner_in_another_thread() -> str:
+    found: list[str] = []
+    thread = threading.Thread(target=lambda: found.append(leases.owner()))
+    thread.start()
+    thread.join()
+    return found[0]
+
+
+def test_two_threads_of_one_process_are_two_owners(session: Session) -> None:
+    mine, theirs = leases.owner(), _owner_in_another_thread()
+    assert mine != theirs
+    assert leases.acquire(session, "deliver:31338:0xabc", theirs, 30)
+    assert not leases.acquire(session, "deliver:31338:0xabc", mine, 30)
+    assert leases.acquire(session, "deliver:31338:0xabc", theirs, 30)  # renewed by its holder
+
+
+def test_a_released_lease_is_taken_by_the_next(session: Session) -> None:
+    first, second = leases.owner(), _owner_in_another_thread()
+    assert leases.acquire(session, "scan:alpha", first, 30)
+    leases.release(session, "scan:alpha", first)
+    assert leases.acquire(session, "scan:alpha", second, 30)
