@@ -4,28 +4,17 @@ validator's block ranges."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hub.db.models import Base, Message, MessageEvent
+from hub.db.models import Message, MessageEvent
 from hub.domain.errors import IllegalTransitionError
 from hub.domain.states import MessageState
 from hub.services.messages import lifecycles
 from hub.services.relay.validator import _spans
 
 S = MessageState
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def _message(i: int, state: MessageState) -> Message:

@@ -4,23 +4,10 @@ thread-pool relay worker (`-P threads`) never share a lease (two would sign the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from hub.db.models import Base
 from hub.services.relay import leases
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def _owner_in_another_thread() -> str:
