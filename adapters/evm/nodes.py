@@ -290,6 +290,11 @@ def ganache_command(port: int, chain_id: int, block_time: float | None) -> list[
     return command
 
 
+# geth sizes its database's write-ahead log by --cache (1 GB by default), and preallocates it:
+# a dev chain of a few MB took 1.2 GB of disk, and a full disk stopped the test suite.
+_GETH_SMALL_CACHE = ("--cache", "32")
+
+
 def geth_command(
     geth: Path, datadir: Path, port: int, block_time: float | None, log_range_limit: int | None
 ) -> list[str]:
@@ -304,7 +309,7 @@ def geth_command(
     command += ["--ipcdisable", "--verbosity", "2"]
     # A dev chain's data is a few MB: geth's own floor (its GC cache, about 2 GB of free disk)
     # shut it down on a test machine with 1.9 GB free. It still stops below 256 MB.
-    command += ["--datadir.minfreedisk", "256"]
+    command += ["--datadir.minfreedisk", "256", *_GETH_SMALL_CACHE]
     if log_range_limit is not None:
         command += ["--rpc.rangelimit", str(log_range_limit)]
     return command
@@ -329,7 +334,7 @@ def init_geth(geth: Path, datadir: Path, chain_id: int, funded: Sequence[str]) -
     path = datadir / "genesis.json"
     path.write_text(json.dumps(genesis), encoding="utf-8")
     init = subprocess.run(
-        [str(geth), "--datadir", str(datadir), "init", str(path)],
+        [str(geth), "--datadir", str(datadir), *_GETH_SMALL_CACHE, "init", str(path)],
         capture_output=True,
         timeout=60,
         check=False,

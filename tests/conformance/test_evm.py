@@ -692,3 +692,15 @@ def test_logs_of_a_node_that_fell_behind_are_not_believed(anvil_chain: Conforman
         proxy.armed, proxy.lag = False, 0
         found = adapter.messages(anvil_chain.gateway, sent.block_number, sent.block_number)
         assert sent.tx_hash in {m.tx_hash for m in found}
+
+
+def _disk_used(directory: Path) -> int:
+    """Bytes the files under `directory` take on disk (preallocated space counts, as for du)."""
+    return sum(path.stat().st_blocks * 512 for path in directory.rglob("*") if path.is_file())
+
+
+def test_a_geth_dev_chain_takes_little_disk(ring: Devnet) -> None:
+    """A geth --dev node with its contracts deployed keeps its data in a few MB: at geth's
+    default cache it took 1.2 GB of preallocated logs, and a full test disk stopped the suite."""
+    (datadir,) = [path for path in ring.state_dir.glob("geth-*") if path.is_dir()]
+    assert _disk_used(datadir) < 64 * 2**20
