@@ -4,18 +4,22 @@ concurrent clients (wrk, from Debian's packages), beside a bare FastAPI endpoint
 a same-sized JSON from memory (bench/bare_app.py) under the same server settings (uvicorn,
 2 workers, as `islands api --workers 2`).
 
-The rows are made by Postgres itself (INSERT ... SELECT over generate_series), once, into a
-template database named after the schema's head revision and the row count; each run copies
-the template into a fresh database (CREATE DATABASE ... TEMPLATE), which takes seconds."""
+The rows are made by Postgres itself (INSERT ... SELECT over generate_series) into a database
+of their own, dropped after the run (1,000,000 messages: about 2 minutes, 3.3 GB). When the
+Postgres server's disk lacks the room and the server runs on this machine, that database goes
+in a tablespace in RAM (/dev/shm); the table says so."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, make_url
 
 from bench.result import Budget, Result, rate
-from bench.stack import ISLANDS, PG_SERVER, Procs, free_port, fresh_database, hub_env, wait_http
+from bench.stack import ISLANDS, PG_SERVER, Procs, free_port, hub_env, wait_http
 from hub.db.migrate import upgrade
 
 CLIENTS = 64
@@ -71,57 +75,78 @@ ADDRESSES = {
 }
 
 
-def head_revision() -> str:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+# made afresh by mkdir, mode 700, which fails if anyone made the name first
+RAM_DIR = Path("/dev/shm/islands-bench-pg")  # noqa: S108
+RAM_TABLESPACE = "islands_bench_ram"
+# A message with its transfer, five timeline entries, two signatures and their indexes takes
+# about 3.3 KB in Postgres (1,000,000 of them: 3.3 GB).
+BYTES_PER_MESSAGE = 3_400
+HEADROOM = 512 * 2**20  # a full disk stops Postgres
 
-    script = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini")))
-    return str(script.get_current_head())
 
-
-def template(n: int) -> tuple[str, float]:
-    """The template database for `n` messages, built if missing: (its name, the seconds its
-    load took, kept in the database's comment so a cached template still tells)."""
-    name = f"bench_reads_{head_revision()}_{n}".lower().replace("-", "_")
+@contextmanager
+def reads_database(n: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A database of `n` delivered messages, loaded now and dropped afterwards (the reads only
+    read it): its URL, and how it was made. On the Postgres server's disk when that has room;
+    else in a tablespace in RAM (/dev/shm), when the server is on this machine."""
     admin = create_engine(make_url(PG_SERVER), isolation_level="AUTOCOMMIT")
+    name = f"bench_reads_{n}"
     try:
         with admin.connect() as conn:
-            found = conn.execute(
-                text(
-                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                    "WHERE datname = :n AND datistemplate"
-                ),
-                {"n": name},
-            ).first()
-            if found:
-                return name, float(found[0] or 0)
-            _drop_stale_templates(conn, name.rsplit("_", 1)[0] + "_")
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            _drop_old(conn)
+            tablespace = _place(conn, n)
+            where = f" TABLESPACE {tablespace}" if tablespace else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{where}'))
+        url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
         began = time.time()
-        load(make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False), n)
-        seconds = round(time.time() - began, 1)
-        with admin.connect() as conn:  # only a complete load becomes a template
-            conn.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{seconds}'"))
-            conn.execute(text(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true'))
-        return name, seconds
+        load(url, n)
+        made = {"load_seconds": round(time.time() - began, 1), "in_ram": bool(tablespace)}
+        yield url, made
     finally:
+        with admin.connect() as conn:
+            _drop_old(conn)
         admin.dispose()
 
 
-def _drop_stale_templates(conn: Connection, current: str) -> None:
-    """Templates of an older schema revision are never used again, and one of 1,000,000
-    messages takes 3.3 GB: the disk it filled once stopped Postgres."""
-    stale = conn.execute(
-        text(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_reads\\_%' "
-            "AND datname NOT LIKE :current"
-        ),
-        {"current": current.replace("_", "\\_") + "%"},
+def _drop_old(conn: Connection) -> None:
+    """Reads databases left by an earlier run (templates of older bench versions included),
+    and the RAM tablespace: one of 1,000,000 messages takes 3.3 GB."""
+    old = conn.execute(
+        text("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_reads\\_%'")
     ).scalars()
-    for old in list(stale):
-        conn.execute(text(f'ALTER DATABASE "{old}" WITH IS_TEMPLATE false'))
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)'))
+    for name in list(old):
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    conn.execute(text(f"DROP TABLESPACE IF EXISTS {RAM_TABLESPACE}"))
+    shutil.rmtree(RAM_DIR, ignore_errors=True)
+
+
+def _place(conn: Connection, n: int) -> str | None:
+    """None for the server's own disk, or the RAM tablespace's name; refuses, saying what it
+    needs, a load that fits neither."""
+    need = n * BYTES_PER_MESSAGE + HEADROOM
+    data_dir = Path(conn.execute(text("SHOW data_directory")).scalar_one())
+    if not data_dir.is_dir():  # a server elsewhere: its disk is its operator's to watch
+        return None
+    free = shutil.disk_usage(data_dir).free
+    if free >= need:
+        return None
+    if shutil.disk_usage(RAM_DIR.parent).free < need + 2 * HEADROOM:
+        raise RuntimeError(
+            f"reads of {n:,} messages needs about {need / 2**30:.1f} GB free on the Postgres "
+            f"server's disk ({data_dir} has {free / 2**30:.1f} GB) or in {RAM_DIR.parent}: "
+            "free some, or run --quick"
+        )
+    owner = data_dir.stat()
+    RAM_DIR.mkdir(mode=0o700)
+    os.chown(RAM_DIR, owner.st_uid, owner.st_gid)  # the server's own user writes there
+    conn.execute(text(f"CREATE TABLESPACE {RAM_TABLESPACE} LOCATION '{RAM_DIR}'"))
+    print(
+        f"reads: {data_dir} has {free / 2**30:.1f} GB free, {n:,} messages need "
+        f"{need / 2**30:.1f} GB: their database goes in RAM ({RAM_DIR})",
+        file=sys.stderr,
+    )
+    return RAM_TABLESPACE
 
 
 def load(url: str, n: int) -> None:
@@ -212,47 +237,15 @@ def serve(procs: Procs, name: str, argv: list[str], port: int, **env: str) -> st
     return url
 
 
-# A message with its transfer, five timeline entries, three signatures and their indexes
-# takes about 3.3 KB in Postgres (1,000,000 of them: 3.3 GB).
-BYTES_PER_MESSAGE = 3_400
-
-
-def enough_disk(n: int) -> None:
-    """Refuse, saying what it needs, a run that would fill the Postgres server's disk (a
-    template plus its copy; a full disk stops Postgres). Unknown when the server's data
-    directory is not on this machine or not readable: then nothing is checked."""
-    engine = create_engine(make_url(PG_SERVER))
-    try:
-        with engine.connect() as conn:
-            data_dir = conn.execute(text("SHOW data_directory")).scalar_one()
-            have = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname LIKE :n AND datistemplate"),
-                {"n": f"bench\\_reads\\_%\\_{n}"},
-            ).first()
-    except Exception:  # not a superuser, or no server: the run says so itself
-        return
-    finally:
-        engine.dispose()
-    if not Path(data_dir).is_dir():
-        return
-    need = n * BYTES_PER_MESSAGE * (1 if have else 2)
-    free = shutil.disk_usage(data_dir).free
-    if free < need + 512 * 2**20:
-        raise RuntimeError(
-            f"reads of {n:,} messages needs about {need / 2**30:.1f} GB free on the Postgres "
-            f"server's disk ({data_dir} has {free / 2**30:.1f} GB): free some, or run --quick"
-        )
-
-
 def run(result: Result, budget: Budget, work: Path, n: int, seconds: int) -> None:
     ensure_wrk()
     out = work / "reads"
     out.mkdir(parents=True, exist_ok=True)
-    enough_disk(n)
-    name, built = template(n)
-    result.figures["load_seconds"] = round(built, 1)
     result.figures["messages"] = n
-    with fresh_database("bench_reads", template=name) as db_url:
+    with reads_database(n) as (db_url, made):
+        result.figures.update(made)
+        place = "in RAM, for want of disk" if made["in_ram"] else "on disk"
+        result.row("reads database", f"{n:,} messages loaded in {made['load_seconds']} s, {place}")
         paths = sample_paths(db_url, out)
         procs = Procs(out, hub_env(db_url))
         try:

@@ -52,14 +52,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def fresh_database(prefix: str = "bench", template: str | None = None) -> Iterator[str]:
+def fresh_database(prefix: str = "bench") -> Iterator[str]:
     """A database of its own on the bench's Postgres server, dropped afterwards."""
     base = make_url(PG_SERVER)
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    source = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{source}'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
