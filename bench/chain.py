@@ -52,8 +52,9 @@ class Rpc:
     def call(self, method: str, *params: Any) -> Any:
         return self.batch([(method, list(params))])[0]
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """Results in the order of `calls`; RpcError on the first error."""
+    def batch(self, calls: Sequence[tuple[str, list[Any]]], strict: bool = True) -> list[Any]:
+        """Results in the order of `calls`; RpcError on the first error (None in its place
+        when not `strict`)."""
         body = []
         for method, params in calls:
             self._id += 1
@@ -63,7 +64,7 @@ class Rpc:
         results = []
         for request in body:
             answer = by_id[request["id"]]
-            if "error" in answer:
+            if "error" in answer and strict:
                 raise RpcError(f"{request['method']}: {answer['error']}")
             results.append(answer.get("result"))
         return results
@@ -150,11 +151,78 @@ def send_all(rpc: Rpc, txs: Presigned, chunk: int = SEND_CHUNK) -> list[float]:
     """Send the transactions as fast as the node accepts them, `chunk` per JSON-RPC batch;
     returns the wall-clock time each was accepted (the batch's answer)."""
     accepted: list[float] = []
-    for start in range(0, len(txs.raw), chunk):
-        part = txs.raw[start : start + chunk]
-        rpc.batch([("eth_sendRawTransaction", [r]) for r in part])
-        accepted.extend([time.time()] * len(part))
+    with _unstuck(rpc.url):
+        for start in range(0, len(txs.raw), chunk):
+            part = txs.raw[start : start + chunk]
+            rpc.batch([("eth_sendRawTransaction", [r]) for r in part])
+            accepted.extend([time.time()] * len(part))
     return accepted
+
+
+STUCK_SECONDS = 3.0
+
+
+@contextmanager
+def _unstuck(url: str) -> Iterator[None]:
+    """Mine a block when the head has not moved for STUCK_SECONDS while transactions wait in
+    the pool. Under a flood of raw transactions anvil's automine sometimes stops mining, and
+    the batch being sent waits with it (2 drain runs in 6 stalled until the client's 60 s
+    timeout); a block mined from another connection sets both going again."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        rpc = Rpc(url, timeout=10.0)
+        last, since = -1, time.monotonic()
+        try:
+            while not stop.wait(0.5):
+                head = rpc.block_number()
+                if head != last:
+                    last, since = head, time.monotonic()
+                elif time.monotonic() - since > STUCK_SECONDS and _pending(rpc):
+                    rpc.call("evm_mine")
+                    since = time.monotonic()
+        except (httpx.HTTPError, RpcError):  # the node is gone: nothing left to unstick
+            pass
+        finally:
+            rpc.close()
+
+    thread = threading.Thread(target=watch, name="unstuck", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+
+
+def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
+    """Wait until every transaction is in a block; returns how many had to be sent again.
+    anvil (1.7) under a flood of raw transactions from one account sometimes answers one
+    with its hash and drops it: those after it then wait in the pool forever behind the
+    nonce gap. The ones without a receipt are sent again (in nonce order; the ones the node
+    still has are refused as known, which is harmless)."""
+    deadline = time.monotonic() + timeout
+    resent = 0
+    while True:
+        try:
+            wait_receipt(rpc, txs.hashes[-1], timeout=min(15.0, deadline - time.monotonic()))
+            return resent
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+        missing = [raw for raw, h in zip(txs.raw, txs.hashes, strict=True) if not _mined(rpc, h)]
+        for start in range(0, len(missing), SEND_CHUNK):
+            part = missing[start : start + SEND_CHUNK]
+            rpc.batch([("eth_sendRawTransaction", [r]) for r in part], strict=False)
+        resent += len(missing)
+
+
+def _mined(rpc: Rpc, tx_hash: str) -> bool:
+    return rpc.call("eth_getTransactionReceipt", tx_hash) is not None
+
+
+def _pending(rpc: Rpc) -> bool:
+    return int(rpc.call("txpool_status")["pending"], 16) > 0
 
 
 def send_paced(

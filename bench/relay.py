@@ -26,6 +26,7 @@ from bench.chain import (
     Rpc,
     Watcher,
     account_key,
+    all_mined,
     approve_bridge,
     bridge_out_calls,
     chain_doc,
@@ -98,9 +99,13 @@ def prepare_posts(doc: dict[str, Any], n: int) -> Presigned:
     return presign(rpc, account_key(doc, "user"), src["inbox"], calls, 150_000, src["chain_id"])
 
 
-def sent(rpc: Rpc, doc: dict[str, Any], txs: Presigned, from_block: int) -> dict[str, str]:
-    """Once the last sent transaction is in a block: {tx hash: message id} of ours."""
-    wait_receipt(rpc, txs.hashes[-1], timeout=300)
+def sent(
+    rpc: Rpc, doc: dict[str, Any], txs: Presigned, from_block: int, result: Result
+) -> dict[str, str]:
+    """Once every sent transaction is in a block: {tx hash: message id} of ours."""
+    resent = all_mined(rpc, txs)
+    if resent:
+        result.notes.append(f"the source dropped transactions it had accepted: {resent} resent")
     found = sent_ids(rpc, chain_doc(doc, SRC)["gateway"], from_block)
     return {h: found[h] for h in txs.hashes if h in found}
 
@@ -248,7 +253,7 @@ def stream(
     from_block = src.block_number() + 1
     start = time.time()
     accepted = send(src)
-    run = Run(txs, accepted, start, sent(src, doc, txs, from_block), watcher)
+    run = Run(txs, accepted, start, sent(src, doc, txs, from_block, result), watcher)
     wait_landed(run, budget, result)
     return run
 
@@ -267,9 +272,10 @@ def embedded_streamed(result: Result, budget: Budget, work: Path, n: int) -> Non
         summarize(result, label, run, sampler.finish())
 
 
-def drain(result: Result, budget: Budget, work: Path, n: int) -> None:
+def drain(result: Result, budget: Budget, work: Path, n: int, profile: bool = False) -> None:
     """n transfers already on the source when the workers start; throughput from the
-    workers' start (their boot included) to the last delivery."""
+    workers' start (their boot included) to the last delivery; with `profile`, py-spy
+    records every hub process meanwhile."""
     label = f"drain, instant blocks, {n} transfers"
     with ExitStack() as stack:
         doc, anvils = devnet_for(work, "drain", None, stack)
@@ -280,18 +286,28 @@ def drain(result: Result, budget: Budget, work: Path, n: int) -> None:
         from_block = src.block_number() + 1
         send_start = time.time()
         accepted = send_all(src, txs)
-        ids = sent(src, doc, txs, from_block)
+        ids = sent(src, doc, txs, from_block, result)
         start = time.time()
         hub.start_workers()
         sampler = Sampler(roles_of(hub.procs, anvils))
         sampler.start()
         run = Run(txs, accepted, start, ids, watcher, send_start)
-        wait_landed(run, budget, result)
+        recorders = []
+        if profile:
+            recorders = spy.record(roles_of(hub.procs), work / "profile", int(budget.left()))
+        try:
+            wait_landed(run, budget, result)
+        finally:
+            spy.finish(recorders)
         figures = summarize(result, label, run, sampler.finish())
         figures.pop("latency_s", None)
         result.rows = [r for r in result.rows if "latency" not in r.metric]
         figures["stage_times_s"] = stages = stage_times(hub.db_url, run, since=start)
         stage_row(result, label, stages, "the workers started")
+        if profile:
+            result.figures["profile"] = {
+                role: spy.summarize(work / "profile" / role) for role in roles_of(hub.procs)
+            }
 
 
 def low_load(result: Result, budget: Budget, work: Path, per_second: float, seconds: int) -> None:

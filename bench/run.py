@@ -61,7 +61,7 @@ def _embedded(r: Result, b: Budget, o: Options) -> None:
 
 
 def _drain(r: Result, b: Budget, o: Options) -> None:
-    relay.drain(r, b, o.work, o.n)
+    relay.drain(r, b, o.work, o.n, profile=o.profile)
 
 
 def _low_load(r: Result, b: Budget, o: Options) -> None:
@@ -182,7 +182,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="~500 transfers: a smoke run")
     parser.add_argument("--n", type=int, default=0, help="transfers per streamed scenario")
     parser.add_argument("--timeout-scale", type=float, default=1.0, help="scales budgets")
-    parser.add_argument("--profile", action="store_true", help="py-spy on the dist workers")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on the workers of dist and drain"
+    )
     parser.add_argument("--work", type=Path, default=None, help="logs and chain state")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
