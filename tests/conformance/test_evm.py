@@ -54,7 +54,14 @@ from adapters.evm.devnet import (
     deploy_contracts,
     up_islands,
 )
-from adapters.evm.nodes import DevnetError, LocalNode, NodeControl, NodeKind, start_anvil
+from adapters.evm.nodes import (
+    DevnetError,
+    LocalNode,
+    NodeControl,
+    NodeKind,
+    rpc_call,
+    start_anvil,
+)
 from adapters.registry import create_adapter
 from hub.domain.attestation import attestation_digest, sign_digest
 from tests.conformance.endpoints import ProviderProxy
@@ -543,6 +550,22 @@ def test_anvil_stop_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(node.pid, 0)
     assert (tmp_path / "anvil-31777.log").exists()
+
+
+def test_anvil_keeps_its_old_states_in_its_own_home_and_drops_them(tmp_path: Path) -> None:
+    """Past its last 500 blocks anvil writes states to ~/.foundry/anvil/tmp and never
+    removes them (77 GB of them once filled the test machine's disk): its home is its own
+    directory, which goes when it stops."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with start_anvil(port, 31_778, block_time=None, state_dir=tmp_path) as node:
+        rpc_call(node.rpc_url, "anvil_mine", [hex(700)])
+        assert EvmAdapter([node.rpc_url]).head().number == 700
+        states = tmp_path / "anvil-31778" / ".foundry" / "anvil" / "tmp"
+        assert any(path.is_file() for path in states.rglob("*"))
+    assert not (tmp_path / "anvil-31778").exists()
+    assert (tmp_path / "anvil-31778.log").exists()
 
 
 def test_anvil_safe_and_finalized_follow_the_epoch(bare_anvil: LocalNode) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,13 +38,15 @@ def islands(
 @contextmanager
 def plain_anvil(chain_id: int) -> Iterator[str]:
     """`anvil --port P --chain-id N`, started by hand as the issue's user does."""
-    from adapters.evm.nodes import find_anvil
+    from adapters.evm.nodes import anvil_env, find_anvil
 
     port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="islands-anvil-"))
     proc = subprocess.Popen(
         [str(find_anvil()), "--port", str(port), "--chain-id", str(chain_id), "--silent"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **anvil_env(home)},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -50,6 +55,7 @@ def plain_anvil(chain_id: int) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _wait_rpc(url: str) -> None:
