@@ -193,8 +193,10 @@ class Distributed:
         self.procs.start("beat", celery_argv("beat", "-s", str(self.procs.log_dir / "beat-s")))
 
     def start_relay(self) -> None:
+        # BENCH_RELAY_POOL="--pool solo" (or "--pool threads -c 4") measures another pool
+        pool = os.environ.get("BENCH_RELAY_POOL", "-c 2").split()
         argv = celery_argv(
-            "worker", "-Q", "relay,deliver", "-c", "2", "-n", f"relay-{uuid.uuid4().hex[:6]}@%h"
+            "worker", "-Q", "relay,deliver", *pool, "-n", f"relay-{uuid.uuid4().hex[:6]}@%h"
         )
         self.procs.start(
             "relay",

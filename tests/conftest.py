@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ADMIN_TOKEN = "test-admin-" + uuid.uuid4().hex
 RPC_SECRET = "rpc-secret-" + uuid.uuid4().hex  # stands for a provider's API key in a URL
+
+# A suite started in the background by a shell without job control inherits SIGINT ignored,
+# and so does every process it starts: the tests that stop a CLI with Ctrl-C (SIGINT) then
+# waited for it in vain. Handled signals are reset to the default at exec, ignored ones not.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:
