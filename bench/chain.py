@@ -52,14 +52,22 @@ class Rpc:
     def call(self, method: str, *params: Any) -> Any:
         return self.batch([(method, list(params))])[0]
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]], strict: bool = True) -> list[Any]:
+    def batch(
+        self,
+        calls: Sequence[tuple[str, list[Any]]],
+        strict: bool = True,
+        timeout: float | None = None,
+    ) -> list[Any]:
         """Results in the order of `calls`; RpcError on the first error (None in its place
-        when not `strict`)."""
+        when not `strict`). `timeout`: this request's, if not the client's."""
         body = []
         for method, params in calls:
             self._id += 1
             body.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        answers = self._http.post(self.url, json=body).json()
+        if timeout is None:
+            answers = self._http.post(self.url, json=body).json()
+        else:
+            answers = self._http.post(self.url, json=body, timeout=timeout).json()
         by_id = {a["id"]: a for a in answers}
         results = []
         for request in body:
@@ -149,58 +157,28 @@ def presign(
 
 def send_all(rpc: Rpc, txs: Presigned, chunk: int = SEND_CHUNK) -> list[float]:
     """Send the transactions as fast as the node accepts them, `chunk` per JSON-RPC batch;
-    returns the wall-clock time each was accepted (the batch's answer)."""
+    returns the wall-clock time each was accepted (the batch's answer). A batch the node
+    does not answer within SEND_TIMEOUT is left to `all_mined`, which sends again what is
+    not mined (anvil under a flood has left a batch unanswered for over a minute)."""
     accepted: list[float] = []
-    with _unstuck(rpc.url):
-        for start in range(0, len(txs.raw), chunk):
-            part = txs.raw[start : start + chunk]
-            rpc.batch([("eth_sendRawTransaction", [r]) for r in part])
-            accepted.extend([time.time()] * len(part))
+    for start in range(0, len(txs.raw), chunk):
+        part = txs.raw[start : start + chunk]
+        with suppress(httpx.TimeoutException):
+            rpc.batch([("eth_sendRawTransaction", [r]) for r in part], timeout=SEND_TIMEOUT)
+        accepted.extend([time.time()] * len(part))
     return accepted
 
 
-STUCK_SECONDS = 3.0
-
-
-@contextmanager
-def _unstuck(url: str) -> Iterator[None]:
-    """Mine a block when the head has not moved for STUCK_SECONDS while transactions wait in
-    the pool. Under a flood of raw transactions anvil's automine sometimes stops mining, and
-    the batch being sent waits with it (2 drain runs in 6 stalled until the client's 60 s
-    timeout); a block mined from another connection sets both going again."""
-    stop = threading.Event()
-
-    def watch() -> None:
-        rpc = Rpc(url, timeout=10.0)
-        last, since = -1, time.monotonic()
-        try:
-            while not stop.wait(0.5):
-                head = rpc.block_number()
-                if head != last:
-                    last, since = head, time.monotonic()
-                elif time.monotonic() - since > STUCK_SECONDS and _pending(rpc):
-                    rpc.call("evm_mine")
-                    since = time.monotonic()
-        except (httpx.HTTPError, RpcError):  # the node is gone: nothing left to unstick
-            pass
-        finally:
-            rpc.close()
-
-    thread = threading.Thread(target=watch, name="unstuck", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)
+SEND_TIMEOUT = 10.0
 
 
 def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
     """Wait until every transaction is in a block; returns how many had to be sent again.
-    anvil (1.7) under a flood of raw transactions from one account sometimes answers one
-    with its hash and drops it: those after it then wait in the pool forever behind the
-    nonce gap. The ones without a receipt are sent again (in nonce order; the ones the node
-    still has are refused as known, which is harmless)."""
+    anvil (1.7) under a flood of raw transactions from one account sometimes stops mining
+    them: they stay in its pool, neither pending nor mined, and sending them again is refused
+    as "already imported". Then its pool is emptied (anvil_dropAllTransactions; the bench
+    sends nothing else to the source) and the ones without a receipt are sent again, in
+    nonce order."""
     deadline = time.monotonic() + timeout
     resent = 0
     while True:
@@ -211,6 +189,7 @@ def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
             if time.monotonic() >= deadline:
                 raise
         missing = [raw for raw, h in zip(txs.raw, txs.hashes, strict=True) if not _mined(rpc, h)]
+        rpc.call("anvil_dropAllTransactions")
         for start in range(0, len(missing), SEND_CHUNK):
             part = missing[start : start + SEND_CHUNK]
             rpc.batch([("eth_sendRawTransaction", [r]) for r in part], strict=False)
@@ -219,10 +198,6 @@ def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
 
 def _mined(rpc: Rpc, tx_hash: str) -> bool:
     return rpc.call("eth_getTransactionReceipt", tx_hash) is not None
-
-
-def _pending(rpc: Rpc) -> bool:
-    return int(rpc.call("txpool_status")["pending"], 16) > 0
 
 
 def send_paced(
