@@ -64,10 +64,8 @@ class Rpc:
         for method, params in calls:
             self._id += 1
             body.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        if timeout is None:
-            answers = self._http.post(self.url, json=body).json()
-        else:
-            answers = self._http.post(self.url, json=body, timeout=timeout).json()
+        wait = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        answers = self._http.post(self.url, json=body, timeout=wait).json()
         by_id = {a["id"]: a for a in answers}
         results = []
         for request in body:
@@ -188,7 +186,7 @@ def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
         except TimeoutError:
             if time.monotonic() >= deadline:
                 raise
-        missing = [raw for raw, h in zip(txs.raw, txs.hashes, strict=True) if not _mined(rpc, h)]
+        missing = _unmined(rpc, txs)
         rpc.call("anvil_dropAllTransactions")
         for start in range(0, len(missing), SEND_CHUNK):
             part = missing[start : start + SEND_CHUNK]
@@ -196,8 +194,15 @@ def all_mined(rpc: Rpc, txs: Presigned, timeout: float = 300.0) -> int:
         resent += len(missing)
 
 
-def _mined(rpc: Rpc, tx_hash: str) -> bool:
-    return rpc.call("eth_getTransactionReceipt", tx_hash) is not None
+def _unmined(rpc: Rpc, txs: Presigned, chunk: int = 500) -> list[str]:
+    """The raw transactions without a receipt, in nonce order (receipts asked in batches)."""
+    missing = []
+    for start in range(0, len(txs.hashes), chunk):
+        hashes = txs.hashes[start : start + chunk]
+        receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        raws = txs.raw[start : start + chunk]
+        missing += [raw for raw, got in zip(raws, receipts, strict=True) if got is None]
+    return missing
 
 
 def send_paced(

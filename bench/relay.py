@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,20 +224,29 @@ def streamed(
         ready(hub, budget, result)
         sampler = Sampler(roles_of(hub.procs, anvils))
         sampler.start()
-        recorders = []
-        if profile:
-            recorders = spy.record(roles_of(hub.procs), work / "profile", int(budget.left()))
-        try:
+        with profiled(profile, hub, work, budget, result):
             run = stream(doc, txs, budget, result, lambda rpc: send_all(rpc, txs), stack)
-        finally:
-            spy.finish(recorders)
         figures = summarize(result, label, run, sampler.finish())
         figures["stage_times_s"] = stages = stage_times(hub.db_url, run)
         stage_row(result, label, stages, "the source tx")
-        if profile:
-            result.figures["profile"] = {
-                role: spy.summarize(work / "profile" / role) for role in roles_of(hub.procs)
-            }
+
+
+@contextmanager
+def profiled(
+    on: bool, hub: Distributed, work: Path, budget: Budget, result: Result
+) -> Iterator[None]:
+    """With `on`, py-spy records every hub process while the block runs; its summary goes
+    in the result's figures."""
+    if not on:
+        yield
+        return
+    roles = roles_of(hub.procs)
+    recorders = spy.record(roles, work / "profile", int(budget.left()))
+    try:
+        yield
+    finally:
+        spy.finish(recorders)
+    result.figures["profile"] = {role: spy.summarize(work / "profile" / role) for role in roles}
 
 
 def stream(
@@ -292,22 +301,13 @@ def drain(result: Result, budget: Budget, work: Path, n: int, profile: bool = Fa
         sampler = Sampler(roles_of(hub.procs, anvils))
         sampler.start()
         run = Run(txs, accepted, start, ids, watcher, send_start)
-        recorders = []
-        if profile:
-            recorders = spy.record(roles_of(hub.procs), work / "profile", int(budget.left()))
-        try:
+        with profiled(profile, hub, work, budget, result):
             wait_landed(run, budget, result)
-        finally:
-            spy.finish(recorders)
         figures = summarize(result, label, run, sampler.finish())
         figures.pop("latency_s", None)
         result.rows = [r for r in result.rows if "latency" not in r.metric]
         figures["stage_times_s"] = stages = stage_times(hub.db_url, run, since=start)
         stage_row(result, label, stages, "the workers started")
-        if profile:
-            result.figures["profile"] = {
-                role: spy.summarize(work / "profile" / role) for role in roles_of(hub.procs)
-            }
 
 
 def low_load(result: Result, budget: Budget, work: Path, per_second: float, seconds: int) -> None:
